@@ -1,0 +1,441 @@
+"""Generic helpers: EasyDict, open_url with a download cache, objects by dotted name, a tee
+Logger, atomic file writes and the user-error convention for command-line tools.
+
+Names and behaviour of `EasyDict`, `open_url`, `construct_class_by_name`, `call_func_by_name`,
+`get_obj_by_name`, `format_time` and `Logger` follow the interface the published StyleGAN
+pickles and scripts expect (they pickle `dnnlib.util.EasyDict` by this import path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib
+import io
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+import types
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Callable, Iterator
+
+log = logging.getLogger(__name__)
+
+#----------------------------------------------------------------------------
+# Attribute-style dictionary.
+
+class EasyDict(dict):
+    """A dict whose keys are also attributes: `d.key` is `d['key']`."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        try:
+            del self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+#----------------------------------------------------------------------------
+# User errors: a mistake in the user's input, reported as one line by the CLIs.
+
+class UserError(Exception):
+    """An error caused by the user's input (bad path, bad option, wrong file format).
+
+    Libraries raise it with a message that says what is wrong and what to do; command-line
+    tools turn it into one line on stderr and a non-zero exit (see `cli_main`)."""
+
+
+def cli_main(fn: Callable) -> Callable:
+    """Decorator for click command functions: `UserError` becomes a one-line click error
+    (exit status 1) instead of a traceback. Other exceptions are real bugs and propagate."""
+    import click
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            raise click.ClickException(str(e)) from None
+    return wrapper
+
+#----------------------------------------------------------------------------
+# Atomic writes: a file appears complete under its final name, or not at all.
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[io.IOBase]:
+    """Open a temporary file next to `path` for writing; rename it to `path` on success.
+
+    On an exception the temporary file is removed and `path` is left untouched."""
+    path = os.fspath(path)
+    dirname = os.path.dirname(os.path.abspath(path))
+    os.makedirs(dirname, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=dirname)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary path next to `path` for a writer that needs a file name (zip, ffmpeg);
+    rename it to `path` on success, remove it on failure. The suffix is kept so that tools that
+    look at the extension still work."""
+    path = os.fspath(path)
+    dirname = os.path.dirname(os.path.abspath(path))
+    os.makedirs(dirname, exist_ok=True)
+    base = os.path.basename(path)
+    stem, ext = os.path.splitext(base)
+    fd, tmp = tempfile.mkstemp(prefix="." + stem + ".", suffix=".tmp" + ext, dir=dirname)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+#----------------------------------------------------------------------------
+# Formatting.
+
+def format_time(seconds: float | int) -> str:
+    """Human-readable duration: '12s', '3m 04s', '2h 05m 07s', '1d 02h 03m'."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 60 * 60:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 24 * 60 * 60:
+        return f"{s // 3600}h {(s // 60) % 60:02d}m {s % 60:02d}s"
+    return f"{s // 86400}d {(s // 3600) % 24:02d}h {(s // 60) % 60:02d}m"
+
+
+def format_time_brief(seconds: float | int) -> str:
+    """Shorter duration: '12s', '3m 04s', '2h 05m', '1d 02h'."""
+    s = int(round(seconds))
+    if s < 60 * 60:
+        return format_time(s)
+    if s < 24 * 60 * 60:
+        return f"{s // 3600}h {(s // 60) % 60:02d}m"
+    return f"{s // 86400}d {(s // 3600) % 24:02d}h"
+
+
+def ask_yes_no(question: str) -> bool:
+    while True:
+        answer = input(f"{question} [y/n] ").strip().lower()
+        if answer in ("y", "yes"):
+            return True
+        if answer in ("n", "no"):
+            return False
+
+#----------------------------------------------------------------------------
+# Objects by dotted name.
+
+def _split_obj_name(name: str) -> tuple[types.ModuleType, str]:
+    parts = name.split(".")
+    # Longest importable module prefix wins: 'a.b.C' imports 'a.b' and looks up 'C'.
+    for i in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:i])
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name is not None and (module_name == e.name or module_name.startswith(e.name + ".")):
+                continue  # this prefix does not exist; try a shorter one
+            raise  # the module exists but one of its own imports is missing
+        return module, ".".join(parts[i:])
+    # A bare name: look in builtins.
+    return importlib.import_module("builtins"), name
+
+
+def get_obj_from_module(module: types.ModuleType, obj_name: str) -> Any:
+    obj = module
+    for part in obj_name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def get_obj_by_name(name: str) -> Any:
+    """Resolve 'package.module.attr' to the object it names."""
+    module, obj_name = _split_obj_name(name)
+    try:
+        return get_obj_from_module(module, obj_name)
+    except AttributeError:
+        raise ImportError(f"Cannot find '{obj_name}' in module '{module.__name__}' (from '{name}')") from None
+
+
+def call_func_by_name(*args, func_name: str | None = None, **kwargs) -> Any:
+    """Call the function named by `func_name` with the remaining arguments."""
+    assert func_name is not None
+    func = get_obj_by_name(func_name)
+    if not callable(func):
+        raise TypeError(f"'{func_name}' is not callable")
+    return func(*args, **kwargs)
+
+
+def construct_class_by_name(*args, class_name: str | None = None, **kwargs) -> Any:
+    """Instantiate the class named by `class_name` with the remaining arguments."""
+    return call_func_by_name(*args, func_name=class_name, **kwargs)
+
+
+def get_module_dir_by_obj_name(obj_name: str) -> str:
+    module, _ = _split_obj_name(obj_name)
+    return os.path.dirname(os.path.abspath(module.__file__))
+
+
+def is_top_level_function(obj: Any) -> bool:
+    return callable(obj) and getattr(obj, "__name__", None) in sys.modules[obj.__module__].__dict__
+
+
+def get_top_level_function_name(obj: Any) -> str:
+    assert is_top_level_function(obj)
+    module = obj.__module__
+    if module == "__main__":
+        module = os.path.splitext(os.path.basename(sys.modules[module].__file__))[0]
+    return module + "." + obj.__name__
+
+#----------------------------------------------------------------------------
+# Logger: tee stdout/stderr to a file.
+
+class Logger:
+    """Redirect `sys.stdout` and `sys.stderr` to themselves and to a file (append or write).
+
+    Use as a context manager or call `close()`. Python `logging` handlers that write to the
+    streams see the tee as well, so everything the run prints lands in `file_name`."""
+
+    def __init__(self, file_name: str | None = None, file_mode: str = "w", should_flush: bool = True):
+        self.file = open(file_name, file_mode) if file_name is not None else None
+        self.should_flush = should_flush
+        self.stdout = sys.stdout
+        self.stderr = sys.stderr
+        sys.stdout = self
+        sys.stderr = self
+
+    def __enter__(self) -> "Logger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def write(self, text: str | bytes) -> None:
+        if isinstance(text, bytes):
+            text = text.decode()
+        if not text:
+            return
+        if self.file is not None:
+            self.file.write(text)
+        self.stdout.write(text)
+        if self.should_flush:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.file is not None:
+            self.file.flush()
+        self.stdout.flush()
+
+    def isatty(self) -> bool:
+        return getattr(self.stdout, "isatty", lambda: False)()
+
+    def fileno(self) -> int:
+        return self.stdout.fileno()
+
+    def close(self) -> None:
+        self.flush()
+        if sys.stdout is self:
+            sys.stdout = self.stdout
+        if sys.stderr is self:
+            sys.stderr = self.stderr
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+#----------------------------------------------------------------------------
+# Cache directory and URL opening.
+
+_dnnlib_cache_dir: str | None = None
+
+
+def set_cache_dir(path: str | None) -> None:
+    global _dnnlib_cache_dir
+    _dnnlib_cache_dir = path
+
+
+def make_cache_dir_path(*paths: str) -> str:
+    """Path under the download cache: `DNNLIB_CACHE_DIR`, else `$XDG_CACHE_HOME/dnnlib`,
+    else `~/.cache/dnnlib`."""
+    if _dnnlib_cache_dir is not None:
+        return os.path.join(_dnnlib_cache_dir, *paths)
+    if "DNNLIB_CACHE_DIR" in os.environ:
+        return os.path.join(os.environ["DNNLIB_CACHE_DIR"], *paths)
+    if "XDG_CACHE_HOME" in os.environ:
+        return os.path.join(os.environ["XDG_CACHE_HOME"], "dnnlib", *paths)
+    if "HOME" in os.environ:
+        return os.path.join(os.environ["HOME"], ".cache", "dnnlib", *paths)
+    if "USERPROFILE" in os.environ:
+        return os.path.join(os.environ["USERPROFILE"], ".cache", "dnnlib", *paths)
+    return os.path.join(tempfile.gettempdir(), ".cache", "dnnlib", *paths)
+
+
+def is_url(obj: Any, allow_file_urls: bool = False) -> bool:
+    """True for 'http(s)://host/...' (and 'file://...' when allowed)."""
+    if not isinstance(obj, str) or "://" not in obj:
+        return False
+    if allow_file_urls and obj.startswith("file://"):
+        return True
+    try:
+        res = urllib.parse.urlparse(obj)
+    except ValueError:
+        return False
+    return res.scheme in ("http", "https") and bool(res.netloc)
+
+
+def _file_url_to_path(url: str) -> str:
+    parsed = urllib.parse.urlparse(url)
+    path = urllib.request.url2pathname(parsed.path)
+    if parsed.netloc and parsed.netloc != "localhost":
+        path = "//" + parsed.netloc + path  # UNC-style host part
+    return path
+
+
+def _cache_key(url: str) -> str:
+    return hashlib.md5(url.encode("utf-8")).hexdigest()
+
+
+def _safe_name(url: str) -> str:
+    name = os.path.basename(urllib.parse.urlparse(url).path) or "download"
+    name = re.sub(r"[^0-9a-zA-Z_.-]+", "_", name)
+    return name[:100]
+
+
+def _cache_paths(cache_dir: str, url: str) -> tuple[str, str]:
+    """The cached file and its completion marker, which records size and sha256."""
+    key = _cache_key(url)
+    data = os.path.join(cache_dir, f"{key}_{_safe_name(url)}")
+    return data, data + ".ok"
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _valid_cache_entry(data_path: str, ok_path: str) -> bool:
+    """A cache entry counts only when its marker exists and size and hash still match."""
+    try:
+        with open(ok_path) as f:
+            size_str, digest = f.read().split()
+        return os.path.getsize(data_path) == int(size_str) and _sha256_file(data_path) == digest
+    except (OSError, ValueError):
+        return False
+
+
+def _download(url: str, timeout: float, num_attempts: int, verbose: bool) -> bytes:
+    """Fetch `url` fully into memory; raise UserError naming it on failure."""
+    last_error: Exception | None = None
+    for attempt in range(num_attempts):
+        try:
+            req = urllib.request.Request(url, headers={"User-Agent": "signstylegan"})
+            with urllib.request.urlopen(req, timeout=timeout) as res:
+                expected = res.headers.get("Content-Length")
+                chunks = []
+                while True:
+                    chunk = res.read(1 << 20)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                data = b"".join(chunks)
+                if expected is not None and len(data) != int(expected):
+                    raise OSError(f"incomplete download ({len(data)} of {expected} bytes)")
+                if len(data) == 0:
+                    raise OSError("empty response")
+                return data
+        except urllib.error.HTTPError as e:
+            last_error = e
+            if 400 <= e.code < 500 and e.code not in (408, 429):
+                break  # a client error will not go away by retrying
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            last_error = e
+            reason = getattr(e, "reason", e)
+            # An offline machine (no route, name not resolved, refused) fails the same way again.
+            if isinstance(reason, OSError) and not isinstance(reason, TimeoutError):
+                break
+        if verbose:
+            log.warning("Download of %s failed (%s); retrying", url, last_error)
+        time.sleep(min(2.0 ** attempt, 4.0) * 0.5)
+    raise UserError(f"Could not download {url}: {last_error}. If this machine is offline, download the file "
+                    f"elsewhere and pass its local path instead.")
+
+
+def open_url(url: str, cache_dir: str | None = None, num_attempts: int = 3, verbose: bool = True,
+             return_filename: bool = False, cache: bool = True, timeout: float = 30.0) -> Any:
+    """Open a local path, a `file://` URL or an `http(s)://` URL as a binary file object.
+
+    Downloads are cached under `cache_dir` (default `make_cache_dir_path('downloads')`). A download
+    becomes a cache entry only once it is complete, and an entry whose size or checksum no longer
+    matches is fetched again, never returned. With `return_filename=True` the path of a local or
+    cached file is returned instead of an open file (requires `cache=True` for URLs).
+
+    Raises `UserError` naming the path or URL when it cannot be opened."""
+    if not isinstance(url, (str, os.PathLike)):
+        raise TypeError(f"open_url expects a path or URL, got {type(url).__name__}")
+    url = os.fspath(url)
+    assert num_attempts >= 1
+    assert not (return_filename and not cache)
+
+    # Local files.
+    if not re.match(r"^[a-z][a-z0-9+.-]*://", url):
+        if not os.path.isfile(url):
+            raise UserError(f"File not found: {url}")
+        return url if return_filename else open(url, "rb")
+    if url.startswith("file://"):
+        path = _file_url_to_path(url)
+        if not os.path.isfile(path):
+            raise UserError(f"File not found: {url} (local path {path})")
+        return path if return_filename else open(path, "rb")
+    if not is_url(url):
+        raise UserError(f"Unsupported URL: {url} (use a local path, file:// or http(s)://)")
+
+    # Remote files, possibly cached.
+    if cache_dir is None:
+        cache_dir = make_cache_dir_path("downloads")
+    data_path, ok_path = _cache_paths(cache_dir, url)
+    if cache and _valid_cache_entry(data_path, ok_path):
+        return data_path if return_filename else open(data_path, "rb")
+
+    if verbose:
+        log.info("Downloading %s ...", url)
+    data = _download(url, timeout=timeout, num_attempts=num_attempts, verbose=verbose)
+    if not cache:
+        return io.BytesIO(data)
+
+    # Write data then marker, each atomically; a crash in between leaves no valid entry.
+    os.makedirs(cache_dir, exist_ok=True)
+    with contextlib.suppress(OSError):
+        os.remove(ok_path)
+    with atomic_write(data_path) as f:
+        f.write(data)
+    with atomic_write(ok_path, "w") as f:
+        f.write(f"{len(data)} {hashlib.sha256(data).hexdigest()}\n")
+    return data_path if return_filename else open(data_path, "rb")

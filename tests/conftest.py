@@ -1,0 +1,35 @@
+"""Shared pytest fixtures: the location of `../shared` and a deterministic torch set-up."""
+
+import os
+import pathlib
+
+import pytest
+
+REPO_DIR = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _shared_dir() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("SIGNSTYLEGAN_SHARED", REPO_DIR.parent / "shared")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> pathlib.Path:
+    """`../shared` (or $SIGNSTYLEGAN_SHARED): spec, golden fixtures and real signing data."""
+    path = _shared_dir()
+    assert path.is_dir(), f"shared material not found at {path}; set SIGNSTYLEGAN_SHARED"
+    return path
+
+
+@pytest.fixture(scope="session")
+def golden_dir(shared_dir) -> pathlib.Path:
+    return shared_dir / "fixtures" / "nvidia-compat"
+
+
+@pytest.fixture(scope="session")
+def data_dir(shared_dir) -> pathlib.Path:
+    return shared_dir / "data"
+
+
+@pytest.fixture(scope="session")
+def repo_dir() -> pathlib.Path:
+    return REPO_DIR
