@@ -1,0 +1,1 @@
+"""Neural-network ops with a reference PyTorch path and optional fused kernels."""

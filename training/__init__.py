@@ -1,0 +1,1 @@
+"""Networks, losses, augmentation, datasets and training loops."""
