@@ -165,7 +165,7 @@ class Dataset(torch.utils.data.Dataset):
 #----------------------------------------------------------------------------
 # Images in a folder (searched recursively) or in a zip archive.
 
-def _image_extensions() -> set[str]:
+def image_extensions() -> set[str]:
     PIL.Image.init()
     return {ext.lower() for ext in PIL.Image.EXTENSION}
 
@@ -249,7 +249,7 @@ class ImageFolderDataset(Dataset):
         else:
             raise dnnlib.UserError(f"Dataset not found: {self._path} (give a folder or a .zip made by dataset_tool.py)")
 
-        extensions = _image_extensions()
+        extensions = image_extensions()
         self._image_fnames = [f for f in self._all_fnames if os.path.splitext(f)[1].lower() in extensions]
         if not self._image_fnames:
             raise dnnlib.UserError(f"No images found in {self._path}")

@@ -1,0 +1,237 @@
+"""dataset_tool.py: video, folder and zip sources; transforms; labels; refusals; atomic output."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import PIL.Image
+import pytest
+from click.testing import CliRunner
+
+import dataset_tool
+import dnnlib
+from training.dataset import ImageFolderDataset
+
+#----------------------------------------------------------------------------
+# Helpers.
+
+def _save(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PIL.Image.fromarray(array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array).save(path)
+
+
+def _make_images(root, n=4, size=(8, 8), channels=3, seed=0):
+    rng = np.random.RandomState(seed)
+    arrays = []
+    for i in range(n):
+        array = rng.randint(0, 256, size=(size[1], size[0], channels), dtype=np.uint8)
+        _save(root / f"sub{i % 2}" / f"frame{i:03d}.png", array)
+        arrays.append(array)
+    return arrays
+
+
+def _archive_images(path):
+    ds = ImageFolderDataset(str(path), use_labels=True)
+    return ds, [ds[i][0] for i in range(len(ds))]
+
+
+def _leftovers(folder):
+    return [p for p in os.listdir(folder) if p.startswith(".")]
+
+#----------------------------------------------------------------------------
+# Sources.
+
+def test_video_acceptance_cli(repo_dir, shared_dir, tmp_path):
+    """The issue's acceptance command: 91 frames of the signer video at 32x32."""
+    video = shared_dir / "data" / "signer-pix2pix-256.mp4"
+    dest = tmp_path / "ds.zip"
+    res = subprocess.run([sys.executable, "dataset_tool.py", f"--source={video}", f"--dest={dest}",
+                          "--resolution=32x32", "--transform=center-crop"],
+                         cwd=repo_dir, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    with zipfile.ZipFile(dest) as z:
+        names = z.namelist()
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())
+        assert json.loads(z.read("dataset.json")) == {"labels": None}
+    pngs = sorted(n for n in names if n.endswith(".png"))
+    assert len(pngs) == 91 and pngs[0] == "00000/img00000000.png" and pngs[-1] == "00000/img00000090.png"
+    ds, images = _archive_images(dest)
+    assert len(ds) == 91 and ds.image_shape == [3, 32, 32]
+    assert np.std(images[0]) > 10  # real frame content, not a blank image
+    assert _leftovers(tmp_path) == []
+
+
+def test_video_max_images_to_folder(shared_dir, tmp_path):
+    video = str(shared_dir / "data" / "signer-pix2pix-256.mp4")
+    n = dataset_tool.convert_dataset(video, str(tmp_path / "out"), max_images=5, resolution=(16, 16), progress=False)
+    assert n == 5
+    assert sorted(os.listdir(tmp_path / "out" / "00000")) == [f"img{i:08d}.png" for i in range(5)]
+    ds, _ = _archive_images(tmp_path / "out")
+    assert len(ds) == 5 and ds.resolution == 16
+
+
+def test_folder_source_is_lossless_and_keeps_labels(tmp_path):
+    arrays = _make_images(tmp_path / "src", n=5)
+    names = sorted(f"sub{i % 2}/frame{i:03d}.png" for i in range(5))
+    labels = {name: k % 3 for k, name in enumerate(names)}
+    (tmp_path / "src" / "dataset.json").write_text(json.dumps({"labels": [[n, l] for n, l in labels.items()]}))
+    (tmp_path / "src" / "notes.txt").write_text("not an image")
+
+    n = dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "ds.zip"), progress=False)
+    assert n == 5
+    ds, images = _archive_images(tmp_path / "ds.zip")
+    # Sorted by relative path: sub0/frame000, sub0/frame002, sub0/frame004, sub1/frame001, sub1/frame003.
+    order = [0, 2, 4, 1, 3]
+    for k, i in enumerate(order):
+        np.testing.assert_array_equal(images[k], arrays[i].transpose(2, 0, 1))
+        assert ds.get_details(k).raw_label == labels[f"sub{i % 2}/frame{i:03d}.png"]
+    assert ds.has_onehot_labels and ds.label_dim == 3
+
+
+def test_zip_source_to_folder_round_trip(tmp_path):
+    arrays = _make_images(tmp_path / "src", n=3, channels=1)
+    first = tmp_path / "a.zip"
+    dataset_tool.convert_dataset(str(tmp_path / "src"), str(first), progress=False)
+    dataset_tool.convert_dataset(str(first), str(tmp_path / "b"), progress=False)
+    ds, images = _archive_images(tmp_path / "b")
+    assert ds.image_shape == [1, 8, 8]  # grayscale stays one channel
+    np.testing.assert_array_equal(images[0][0], arrays[0][:, :, 0])
+    assert json.loads((tmp_path / "b" / "dataset.json").read_text()) == {"labels": None}
+
+
+def test_vector_labels_carried_from_zip(tmp_path):
+    _make_images(tmp_path / "src", n=2)
+    entries = [["sub0/frame000.png", [1.0, 2.0]], ["sub1/frame001.png", [3.0, 4.0]]]
+    (tmp_path / "src" / "dataset.json").write_text(json.dumps({"labels": entries}))
+    with zipfile.ZipFile(tmp_path / "src.zip", "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for p in (tmp_path / "src").rglob("*"):
+            if p.is_file():
+                z.write(p, p.relative_to(tmp_path / "src").as_posix())
+    dataset_tool.convert_dataset(str(tmp_path / "src.zip"), str(tmp_path / "ds.zip"), progress=False)
+    with zipfile.ZipFile(tmp_path / "ds.zip") as z:
+        assert json.loads(z.read("dataset.json")) == {"labels": [["00000/img00000000.png", [1.0, 2.0]],
+                                                                 ["00000/img00000001.png", [3.0, 4.0]]]}
+
+#----------------------------------------------------------------------------
+# Transforms.
+
+def test_mixed_sizes_need_a_resolution(tmp_path):
+    _make_images(tmp_path / "src", n=2, size=(8, 8))
+    _save(tmp_path / "src" / "zz.png", np.zeros((24, 40, 3), np.uint8))
+    with pytest.raises(dnnlib.UserError, match="Images differ"):
+        dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "ds.zip"), progress=False)
+    assert not (tmp_path / "ds.zip").exists() and _leftovers(tmp_path) == []
+    dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "ds.zip"), transform="center-crop",
+                                 resolution=(16, 16), progress=False)
+    ds, _ = _archive_images(tmp_path / "ds.zip")
+    assert len(ds) == 3 and ds.image_shape == [3, 16, 16]
+
+
+def test_center_crop_takes_the_middle_square(tmp_path):
+    img = np.zeros((16, 32, 3), np.uint8)
+    img[:, 8:24] = 200  # the centered 16x16 square is bright, the sides black
+    _save(tmp_path / "src" / "a.png", img)
+    dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "ds"), transform="center-crop", progress=False)
+    _, images = _archive_images(tmp_path / "ds")
+    assert images[0].shape == (3, 16, 16) and np.all(images[0] == 200)
+
+
+def test_center_crop_wide_letterboxes(tmp_path):
+    _save(tmp_path / "src" / "a.png", np.full((90, 160, 3), 255, np.uint8))
+    dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "ds"), transform="center-crop-wide",
+                                 resolution=(32, 16), progress=False)
+    _, images = _archive_images(tmp_path / "ds")
+    image = images[0]
+    assert image.shape == (3, 32, 32)
+    assert np.all(image[:, :8] == 0) and np.all(image[:, 24:] == 0)  # black bars above and below
+    assert np.all(image[:, 9:23] > 250)
+
+
+@pytest.mark.parametrize("resolution, transform, match", [
+    (None, None, "12x12"),                   # source side is not a power of two
+    ((32, 16), None, "32x16"),               # non-square output
+    ((48, 48), "center-crop", "48x48"),
+])
+def test_refuses_bad_output_size(tmp_path, resolution, transform, match):
+    _save(tmp_path / "src" / "a.png", np.zeros((12, 12, 3), np.uint8))
+    with pytest.raises(dnnlib.UserError, match=match):
+        dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "ds.zip"), transform=transform,
+                                     resolution=resolution, progress=False)
+    assert not (tmp_path / "ds.zip").exists()
+
+
+def test_center_crop_wide_needs_resolution(tmp_path):
+    _make_images(tmp_path / "src", n=1)
+    with pytest.raises(dnnlib.UserError, match="needs --resolution"):
+        dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "ds.zip"), transform="center-crop-wide")
+
+#----------------------------------------------------------------------------
+# Destinations and errors.
+
+def test_refuses_non_empty_dest_folder(tmp_path):
+    _make_images(tmp_path / "src", n=1)
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "keep.txt").write_text("mine")
+    with pytest.raises(dnnlib.UserError, match="not empty"):
+        dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "ds"), progress=False)
+    assert os.listdir(tmp_path / "ds") == ["keep.txt"]
+    # An existing empty folder is fine.
+    (tmp_path / "empty").mkdir()
+    assert dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "empty"), progress=False) == 1
+
+
+def test_failure_leaves_no_folder_archive(tmp_path):
+    _make_images(tmp_path / "src", n=3)
+    _save(tmp_path / "src" / "zz.png", np.zeros((8, 8, 1), np.uint8))  # channel count differs, comes last
+    with pytest.raises(dnnlib.UserError, match="channel"):
+        dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "ds"), progress=False)
+    assert not (tmp_path / "ds").exists() and _leftovers(tmp_path) == []
+
+
+def test_zip_dest_is_replaced_atomically(tmp_path):
+    _make_images(tmp_path / "src", n=2)
+    dest = tmp_path / "ds.zip"
+    dest.write_bytes(b"old")
+    assert dataset_tool.convert_dataset(str(tmp_path / "src"), str(dest), progress=False) == 2
+    assert zipfile.is_zipfile(dest) and _leftovers(tmp_path) == []
+
+
+def test_missing_label_is_an_error(tmp_path):
+    _make_images(tmp_path / "src", n=2)
+    (tmp_path / "src" / "dataset.json").write_text(json.dumps({"labels": [["sub0/frame000.png", 1]]}))
+    with pytest.raises(dnnlib.UserError, match="no label for sub1/frame001.png"):
+        dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "ds.zip"), progress=False)
+
+
+@pytest.mark.parametrize("setup, match", [
+    ("missing", "Source not found"),
+    ("empty", "No images found"),
+    ("text", "Unsupported source"),
+    ("badimage", "Cannot read image"),
+    ("badvideo", "Cannot read video"),
+])
+def test_cli_errors_are_one_line(tmp_path, setup, match):
+    source = tmp_path / "src"
+    if setup == "empty":
+        source.mkdir()
+    elif setup == "text":
+        source = tmp_path / "a.txt"
+        source.write_text("hello")
+    elif setup == "badimage":
+        source.mkdir()
+        (source / "a.png").write_bytes(b"\x89PNG broken")
+    elif setup == "badvideo":
+        source = tmp_path / "broken.mp4"
+        source.write_bytes(b"not a video at all")
+    res = CliRunner().invoke(dataset_tool.main, [f"--source={source}", f"--dest={tmp_path / 'ds.zip'}"])
+    assert res.exit_code == 1, res.output
+    assert res.output.count("\n") == 1 and res.output.startswith("Error: ") and match in res.output, res.output
+    assert not (tmp_path / "ds.zip").exists()
+
+
+def test_cli_bad_resolution_option(tmp_path):
+    res = CliRunner().invoke(dataset_tool.main, ["--source=x", "--dest=y.zip", "--resolution=256"])
+    assert res.exit_code == 2 and "WxH" in res.output
