@@ -1,0 +1,188 @@
+"""dnnlib: EasyDict, objects by name, time formatting, Logger, open_url and its download cache."""
+
+import http.server
+import os
+import pickle
+import socket
+import sys
+import threading
+import time
+
+import pytest
+
+import dnnlib
+from dnnlib import util
+
+
+def test_easydict_attributes_and_pickle_path():
+    d = dnnlib.EasyDict(a=1)
+    d.b = 2
+    assert d["b"] == 2 and d.a == 1
+    del d.a
+    assert "a" not in d
+    with pytest.raises(AttributeError):
+        _ = d.missing
+    assert dnnlib.EasyDict is util.EasyDict
+    data = pickle.dumps(d)
+    assert b"dnnlib.util" in data and b"EasyDict" in data  # published pickles refer to this path
+    assert pickle.loads(data) == {"b": 2}
+
+
+def test_objects_by_name():
+    assert util.get_obj_by_name("os.path.join") is os.path.join
+    assert util.call_func_by_name("a", "b", func_name="os.path.join") == os.path.join("a", "b")
+    d = util.construct_class_by_name(class_name="dnnlib.util.EasyDict", x=3)
+    assert isinstance(d, dnnlib.EasyDict) and d.x == 3
+    with pytest.raises(ImportError):
+        util.get_obj_by_name("os.path.no_such_function")
+
+
+def test_format_time():
+    assert util.format_time(5) == "5s"
+    assert util.format_time(65) == "1m 05s"
+    assert util.format_time(3 * 3600 + 61) == "3h 01m 01s"
+    assert util.format_time(2 * 86400 + 3 * 3600) == "2d 03h 00m"
+
+
+def test_logger_tees_to_file(tmp_path):
+    path = tmp_path / "log.txt"
+    with util.Logger(str(path), "w"):
+        print("hello from stdout")
+        print("hello from stderr", file=sys.stderr)
+    assert sys.stdout is not None and not isinstance(sys.stdout, util.Logger)
+    text = path.read_text()
+    assert "hello from stdout" in text and "hello from stderr" in text
+
+
+def test_atomic_write_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "out.bin"
+    with pytest.raises(RuntimeError):
+        with util.atomic_write(target) as f:
+            f.write(b"partial")
+            raise RuntimeError("boom")
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    with util.atomic_write(target) as f:
+        f.write(b"complete")
+    assert target.read_bytes() == b"complete"
+
+
+def test_cli_main_turns_user_error_into_click_error():
+    import click
+    from click.testing import CliRunner
+
+    @click.command()
+    @util.cli_main
+    def cmd():
+        raise dnnlib.UserError("bad input: do this instead")
+
+    result = CliRunner().invoke(cmd, [])
+    assert result.exit_code == 1
+    assert "bad input: do this instead" in result.output
+    assert "Traceback" not in result.output
+
+#----------------------------------------------------------------------------
+# open_url against a local HTTP server.
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    files: dict = {}
+    hits: dict = {}
+
+    def do_GET(self):  # noqa: N802
+        self.hits[self.path] = self.hits.get(self.path, 0) + 1
+        body = self.files.get(self.path)
+        if body is None:
+            self.send_response(404)
+            self.end_headers()
+            return
+        if self.path.startswith("/truncated"):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body) + 100))  # promise more than we send
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def http_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Handler.files = {"/net.pkl": b"network bytes" * 1000, "/truncated.pkl": b"x" * 5000}
+    _Handler.hits = {}
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_open_url_local_and_file_url(tmp_path):
+    p = tmp_path / "a.bin"
+    p.write_bytes(b"abc")
+    with util.open_url(str(p)) as f:
+        assert f.read() == b"abc"
+    with util.open_url(p.as_uri()) as f:
+        assert f.read() == b"abc"
+    assert util.open_url(str(p), return_filename=True) == str(p)
+
+
+def test_open_url_missing_path_names_it(tmp_path):
+    missing = str(tmp_path / "nope.pkl")
+    with pytest.raises(dnnlib.UserError, match="nope.pkl"):
+        util.open_url(missing)
+    with pytest.raises(dnnlib.UserError, match="nope.pkl"):
+        util.open_url("file://" + missing)
+
+
+def test_open_url_downloads_and_caches(http_server, tmp_path):
+    url = http_server + "/net.pkl"
+    with util.open_url(url, cache_dir=str(tmp_path)) as f:
+        assert f.read() == b"network bytes" * 1000
+    with util.open_url(url, cache_dir=str(tmp_path)) as f:
+        assert f.read() == b"network bytes" * 1000
+    assert _Handler.hits["/net.pkl"] == 1  # second open came from the cache
+
+
+def test_open_url_refetches_corrupt_cache_entry(http_server, tmp_path):
+    url = http_server + "/net.pkl"
+    path = util.open_url(url, cache_dir=str(tmp_path), return_filename=True)
+    with open(path, "r+b") as f:  # corrupt the entry in place (same size)
+        f.write(b"XXXX")
+    with util.open_url(url, cache_dir=str(tmp_path)) as f:
+        assert f.read() == b"network bytes" * 1000
+    assert _Handler.hits["/net.pkl"] == 2
+
+
+def test_open_url_truncated_download_is_not_cached(http_server, tmp_path):
+    url = http_server + "/truncated.pkl"
+    with pytest.raises(dnnlib.UserError, match="truncated.pkl"):
+        util.open_url(url, cache_dir=str(tmp_path), num_attempts=2)
+    assert [p for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_open_url_http_404_names_url(http_server, tmp_path):
+    with pytest.raises(dnnlib.UserError, match="missing.pkl"):
+        util.open_url(http_server + "/missing.pkl", cache_dir=str(tmp_path))
+
+
+def test_open_url_unreachable_fails_fast(tmp_path):
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for url in (f"http://127.0.0.1:{port}/net.pkl", "https://no-such-host.invalid/net.pkl"):
+        t0 = time.time()
+        with pytest.raises(dnnlib.UserError) as info:
+            util.open_url(url, cache_dir=str(tmp_path))
+        assert url in str(info.value)
+        assert time.time() - t0 < 15
+
+
+def test_cache_dir_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("DNNLIB_CACHE_DIR", str(tmp_path))
+    assert util.make_cache_dir_path("downloads") == os.path.join(str(tmp_path), "downloads")
