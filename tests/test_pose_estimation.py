@@ -1,0 +1,72 @@
+"""utils/pose_estimation.py: MediaPipe Holistic via pose-format (a few frames only)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import dnnlib
+from utils import pose_estimation, pose_features, video_io
+
+
+@pytest.fixture(scope="module")
+def short_video(data_dir, tmp_path_factory):
+    """The first 4 frames of the shared pix2pix video."""
+    path = tmp_path_factory.mktemp("video") / "short.mp4"
+    with video_io.VideoWriter(path, fps=25, crf=12) as w:
+        for frame in video_io.read_video(data_dir / "signer-pix2pix-256.mp4", stop=4):
+            w.write(frame)
+    return path
+
+
+def test_import_is_light(repo_dir):
+    code = "import sys, utils.pose_estimation; print('mediapipe' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo_dir, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_estimate_frames(data_dir):
+    frames = list(video_io.read_video(data_dir / "signer-pix2pix-256.mp4", start=40, stop=43))
+    pose = pose_estimation.estimate_frames_pose(iter(frames), fps=25, width=256, height=256, progress=False)
+    assert pose.body.data.shape == (3, 1, 576, 3)
+    assert pose.body.fps == 25
+    assert (pose.header.dimensions.width, pose.header.dimensions.height) == (256, 256)
+    pose_features.check_pose(pose, require_hands=False)
+    # The signer is found in every frame, shoulders inside the image, left shoulder on the image's right.
+    h = pose.header
+    ls, rs = (h.get_point_index("POSE_LANDMARKS", p) for p in ("LEFT_SHOULDER", "RIGHT_SHOULDER"))
+    conf = pose.body.confidence[:, 0]
+    assert np.all(conf[:, [ls, rs]] > 0.5)
+    xy = np.ma.getdata(pose.body.data)[:, 0, :, :2]
+    assert np.all((xy[:, [ls, rs]] > 0) & (xy[:, [ls, rs]] < 256))
+    assert np.all(xy[:, ls, 0] > xy[:, rs, 0])
+
+
+def test_estimate_video_writes_and_skips(short_video, tmp_path, monkeypatch):
+    out = tmp_path / "out" / "short.pose"
+    pose = pose_estimation.estimate_video_pose(short_video, out, progress=False)
+    assert out.is_file() and [p.name for p in out.parent.iterdir()] == ["short.pose"]
+    again = pose_features.load_pose(out, require_hands=False)
+    assert again.body.data.shape == pose.body.data.shape == (4, 1, 576, 3)
+    assert again.body.fps == 25
+
+    def fail(*args, **kwargs):
+        raise AssertionError("estimation should have been skipped")
+
+    monkeypatch.setattr(pose_estimation, "estimate_frames_pose", fail)
+    skipped = pose_estimation.estimate_video_pose(short_video, out, skip_existing=True)
+    np.testing.assert_array_equal(skipped.body.confidence, again.body.confidence)
+    with pytest.raises(AssertionError, match="skipped"):
+        pose_estimation.estimate_video_pose(short_video, out, skip_existing=False)
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(dnnlib.UserError, match="No frames"):
+        pose_estimation.estimate_frames_pose(iter([]), fps=25, width=64, height=64, progress=False)
+    with pytest.raises(ValueError, match="expected 64x64"):
+        pose_estimation.estimate_frames_pose([np.zeros((32, 32, 3), np.uint8)], fps=25, width=64, height=64,
+                                             progress=False)
+    with pytest.raises(dnnlib.UserError, match="not found"):
+        pose_estimation.estimate_video_pose(tmp_path / "none.mp4", tmp_path / "none.pose")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,122 @@
+"""Pose estimation: MediaPipe Holistic on RGB frames, through pose-format's holistic utilities.
+
+- `estimate_frames_pose(frames, fps, width, height)`: frames (any iterable of `[H, W, 3]` uint8
+  RGB) -> `pose_format.Pose` (full Holistic: 33 body, 468 face, 2x21 hand, 33 world points;
+  x, y in pixels, confidence 0 where a component was not found).
+- `estimate_video_pose(video_path, out_pose_path)`: the same for a video file, writing the
+  `.pose` atomically and, with `skip_existing`, leaving outputs that already exist alone (so a
+  long batch can be re-run after a crash).
+
+MediaPipe is imported and its model created only when a function here is first called.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Iterable, Iterator
+
+import numpy as np
+
+import dnnlib
+from utils import video_io
+
+log = logging.getLogger(__name__)
+
+#----------------------------------------------------------------------------
+
+def _holistic_module():
+    """Import pose-format's holistic utilities (which import MediaPipe) on first use."""
+    os.environ.setdefault("GLOG_minloglevel", "2")        # quiet MediaPipe's C++ logging
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import pose_format.utils.holistic as holistic
+    except ImportError as e:
+        raise dnnlib.UserError(f"Pose estimation needs MediaPipe ({e}); install the 'pose' extra: "
+                               f"pip install 'mediapipe==0.10.21'") from None
+    return holistic
+
+
+def _checked_frames(frames: Iterable[np.ndarray], width: int, height: int, progress: bool | None,
+                    total: int | None, desc: str) -> Iterator[np.ndarray]:
+    from tqdm import tqdm
+    disable = None if progress is None else not progress  # None: only on a terminal
+    for i, frame in enumerate(tqdm(frames, total=total, desc=desc, unit="frame", disable=disable, leave=False)):
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"Pose estimation expects [H, W, 3] uint8 RGB frames; frame {i} is "
+                             f"{frame.dtype} {frame.shape}")
+        if frame.shape[:2] != (height, width):
+            raise ValueError(f"Frame {i} is {frame.shape[1]}x{frame.shape[0]}, expected {width}x{height}")
+        yield np.ascontiguousarray(frame)
+
+
+def estimate_frames_pose(frames: Iterable[np.ndarray], fps: float, width: int, height: int, *,
+                         num_frames: int | None = None, model_complexity: int = 1,
+                         refine_face_landmarks: bool = False, static_image_mode: bool = False,
+                         progress: bool | None = None, desc: str = "pose estimation"):
+    """Estimate MediaPipe Holistic poses of RGB frames.
+
+    Args:
+        frames: iterable of `[height, width, 3]` uint8 RGB frames (a generator is fine; frames are
+            processed one at a time, in order, with MediaPipe's tracking between them).
+        fps, width, height: written to the pose header/body; x, y are in pixels of this size.
+        num_frames: length of `frames` when known (for the progress bar only).
+        model_complexity: MediaPipe pose model 0, 1 or 2.
+        refine_face_landmarks: 478 face points (irises) instead of 468.
+        static_image_mode: detect in every frame instead of tracking (for unrelated images).
+        progress: tqdm progress bar; None shows it only on a terminal.
+
+    Returns a `pose_format.Pose` with `T` frames and one person: body `data` `[T, 1, 576, 3]`
+    (543 + 33 world points with refined faces: `[T, 1, 586, 3]`), `confidence` `[T, 1, points]`.
+    Raises `dnnlib.UserError` when `frames` is empty."""
+    holistic = _holistic_module()
+    config = {"model_complexity": int(model_complexity), "refine_face_landmarks": bool(refine_face_landmarks),
+              "static_image_mode": bool(static_image_mode)}
+    checked = _checked_frames(frames, int(width), int(height), progress, num_frames, desc)
+    try:
+        pose = holistic.load_holistic(checked, fps=float(fps), width=int(width), height=int(height),
+                                      progress=False, additional_holistic_config=dict(config))
+    except ValueError as e:
+        if "at least one array" in str(e):
+            raise dnnlib.UserError("No frames to estimate poses from (the video or frame list is empty)") from None
+        raise
+    return pose
+
+
+def estimate_video_pose(video_path: str | os.PathLike, out_pose_path: str | os.PathLike | None = None, *,
+                        skip_existing: bool = False, progress: bool | None = None, **kwargs):
+    """Estimate the Holistic pose of every frame of a video; write it to `out_pose_path` (atomic).
+
+    With `skip_existing` and an existing `out_pose_path`, nothing is estimated: the existing file
+    is read and returned (outputs are written atomically, so an existing file is complete).
+    Other keyword arguments go to `estimate_frames_pose`. Returns the `pose_format.Pose`.
+    Raises `dnnlib.UserError` for a missing/unreadable video or an unwritable output."""
+    if out_pose_path is not None and skip_existing and os.path.isfile(out_pose_path):
+        log.info("Pose %s exists; skipping %s", out_pose_path, video_path)
+        from pose_format import Pose
+        with open(out_pose_path, "rb") as f:
+            return Pose.read(f.read())
+    if out_pose_path is not None and os.path.isdir(out_pose_path):
+        raise dnnlib.UserError(f"Cannot write pose {out_pose_path}: it is a directory")
+    info = video_io.video_info(video_path)
+    if not info.fps > 0:
+        log.warning("Video %s does not state its frame rate; writing the pose at 25 fps", video_path)
+    frames = video_io.read_video(video_path)
+    desc = f"pose {os.path.basename(os.fspath(video_path))}"
+    pose = estimate_frames_pose(frames, fps=info.fps or 25.0, width=info.width, height=info.height,
+                                num_frames=info.num_frames, progress=progress, desc=desc, **kwargs)
+    if out_pose_path is not None:
+        write_pose(pose, out_pose_path)
+    return pose
+
+
+def write_pose(pose, path: str | os.PathLike) -> None:
+    """Write a `pose_format.Pose` to `path` atomically (complete or not at all)."""
+    try:
+        with dnnlib.util.atomic_write(path, "wb") as f:
+            pose.write(f)
+    except OSError as e:
+        raise dnnlib.UserError(f"Cannot write pose {os.fspath(path)}: {e.strerror or e}") from None
+
+#----------------------------------------------------------------------------
