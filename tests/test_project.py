@@ -1,0 +1,63 @@
+"""Project files: the CI entry calls the README's test command; the Dockerfile has its essential steps.
+
+No Docker engine runs on the CI machine, so the Dockerfile is checked by parsing it, not by building it."""
+
+import re
+
+import pytest
+
+
+def _dockerfile_instructions(text):
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
+    lines, current = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        lines.append(current + line)
+        current = ""
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
+
+
+def test_ci_runs_the_readme_test_command(repo_dir):
+    readme = (repo_dir / "README.md").read_text()
+    ci = (repo_dir / ".ci" / "run").read_text()
+    assert "make test" in readme
+    assert re.search(r"^\s*make test\s*$", ci, re.M)
+
+
+def test_dockerfile_base_install_and_prebuild(repo_dir):
+    inst = _dockerfile_instructions((repo_dir / "Dockerfile").read_text())
+    froms = [args for name, args in inst if name == "FROM"]
+    assert len(froms) == 1 and froms[0].startswith("nvcr.io/nvidia/pytorch:")
+    runs = [args for name, args in inst if name == "RUN"]
+    install = [r for r in runs if "pip install" in r]
+    assert install and any(".[pose]" in r for r in install), "installs the project's dependencies"
+    assert any("torch-constraint" in r for r in install), "keeps the base image's torch"
+    prebuild = [i for i, r in enumerate(runs) if "torch_utils.custom_ops --build" in r]
+    assert prebuild and prebuild[0] > runs.index(install[0]), "pre-builds the custom ops after installing"
+    env = " ".join(args for name, args in inst if name == "ENV")
+    for var in ("TORCH_EXTENSIONS_DIR", "DNNLIB_CACHE_DIR", "TORCH_CUDA_ARCH_LIST"):
+        assert var in env
+    copies = [args for name, args in inst if name == "COPY"]
+    assert any(c.startswith(". ") for c in copies), "copies the sources so the ops can be built"
+
+
+def test_makefile_pins_torch(repo_dir):
+    makefile = (repo_dir / "Makefile").read_text()
+    assert re.search(r"TORCH_SPEC \?= torch==\d+\.\d+\.\d+", makefile)
+    # torch is installed (pinned) before the dependencies, so pip never resolves an unpinned torch
+    setup = makefile[makefile.index("$(STAMP):"):]
+    assert setup.index("$(TORCH_SPEC)") < setup.index('".[pose,dev]"')
+
+
+@pytest.mark.parametrize("name", ["dnnlib", "torch_utils", "training", "metrics", "utils"])
+def test_packages_not_installed_into_site_packages(name):
+    import importlib.util
+    import pathlib
+    spec = importlib.util.find_spec(name)
+    assert spec is not None
+    assert "site-packages" not in str(pathlib.Path(spec.origin))
