@@ -202,13 +202,14 @@ def check_pose(pose, name: str = "pose", require_hands: bool = True) -> None:
 #----------------------------------------------------------------------------
 # Reduction and normalization (shared with the pose-consistency metric).
 
-def prepare_pose(pose, normalize: bool = True, name: str = "pose"):
+def prepare_pose(pose, normalize: bool = True, name: str = "pose", wrists: bool = True):
     """Reduce, correct and normalize a Holistic pose the project's one way.
 
     `reduce_holistic` (a no-op on reduced poses) keeps 8 body, 128 face-contour and 2x21 hand
-    points and drops world landmarks; `correct_wrists` puts each hand's WRIST onto the body's
-    wrist where the hand was found; with `normalize`, `Pose.normalize(pose_normalization_info)`
-    moves the sequence's mean shoulder midpoint to 0 and scales its mean shoulder distance to 1.
+    points and drops world landmarks; `correct_wrists` moves the body's wrists onto the hands'
+    WRIST points where a hand was found (skipped with `wrists=False`); with `normalize`,
+    `Pose.normalize(pose_normalization_info)` moves the sequence's mean shoulder midpoint to 0
+    and scales its mean shoulder distance to 1.
     Returns a new Pose (the input is not changed). Raises `dnnlib.UserError` when the shoulders
     are never found or coincide."""
     from pose_format.utils.generic import correct_wrists, pose_normalization_info, reduce_holistic
@@ -217,7 +218,8 @@ def prepare_pose(pose, normalize: bool = True, name: str = "pose"):
         reduced = reduce_holistic(pose)
     except ValueError as e:
         raise dnnlib.UserError(f"Unsupported pose format in {name}: {e}; {FORMAT_HELP}") from None
-    reduced = correct_wrists(reduced)
+    if wrists:
+        reduced = correct_wrists(reduced)
     if not normalize:
         return reduced
     info = pose_normalization_info(reduced.header)

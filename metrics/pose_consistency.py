@@ -1,0 +1,150 @@
+"""Pose consistency: how faithfully a video follows the pose it was rendered from.
+
+The definition of `shared/spec/interop.md`, section 9: estimate the pose of every frame of the
+video with MediaPipe Holistic (pose-format's holistic utilities, `utils.pose_estimation`); reduce
+the input and the estimate with `reduce_holistic`, apply `correct_wrists`, and normalize each
+with `pose_normalization_info` (shoulders) -- the front end's `prepare_pose`. Then per component
+(body, face, left hand, right hand):
+
+- MAE: mean over frames and points present in both (confidence > 0) of |dx| + |dy|, in shoulder
+  widths;
+- detection rate: frames where the estimate has the component / frames where the input has it
+  (a component is present in a frame when any of its points has confidence > 0).
+
+Frames are paired by time (frame k of the estimate, at time k / fps, with the input frame on screen
+then), which is frame by frame when both have the same rate; unpaired trailing frames are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Iterable
+
+import numpy as np
+
+import dnnlib
+from utils import pose_features
+
+log = logging.getLogger(__name__)
+
+COMPONENT_KEYS = {
+    pose_features.BODY: "body",
+    pose_features.FACE: "face",
+    pose_features.LEFT_HAND: "left_hand",
+    pose_features.RIGHT_HAND: "right_hand",
+}
+
+#----------------------------------------------------------------------------
+
+def _as_pose(pose_or_path: Any, name: str):
+    if isinstance(pose_or_path, (str, os.PathLike, bytes, bytearray)):
+        return pose_features.load_pose(pose_or_path, require_hands=False)
+    return pose_or_path
+
+
+def _component_arrays(prepared, comp: str, points: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """x, y `[T, n, 2]` and found `[T, n]` of the named points of one component."""
+    idx = [prepared.header.get_point_index(comp, p) for p in points]
+    xy = np.ma.getdata(prepared.body.data)[:, 0][:, idx, :2].astype(np.float64)
+    found = np.asarray(prepared.body.confidence)[:, 0][:, idx] > 0
+    found &= ~np.ma.getmaskarray(prepared.body.data)[:, 0][:, idx].any(-1)
+    found &= np.isfinite(xy).all(-1)
+    return xy, found
+
+
+def pose_consistency(input_pose: Any, estimated_pose: Any, wrists: bool = True) -> dict[str, Any]:
+    """Compare a video's estimated pose with the pose it should follow (spec section 9).
+
+    Args:
+        input_pose: the pose the video was rendered from (`pose_format.Pose`, path or bytes;
+            full or reduced Holistic).
+        estimated_pose: MediaPipe Holistic pose of the video's frames (Pose, path or bytes).
+        wrists: apply `correct_wrists` (the definition; False reproduces figures computed without it).
+
+    Returns a JSON-serialisable dict: `<key>_mae` and `<key>_detection` for key in body, face,
+    left_hand, right_hand (None when there is nothing to compare), `num_frames` (paired frames),
+    `num_frames_input`, `num_frames_estimated`, and per component details under `components`.
+    """
+    inp = _as_pose(input_pose, "input pose")
+    est = _as_pose(estimated_pose, "estimated pose")
+    a = pose_features.prepare_pose(inp, name="input pose", wrists=wrists)
+    try:
+        b = pose_features.prepare_pose(est, name="estimated pose", wrists=wrists)
+        b_normalized = True
+    except dnnlib.UserError as e:  # no person found in the video: nothing to measure but detection
+        log.warning("Pose consistency: %s", e)
+        b = pose_features.prepare_pose(est, name="estimated pose", wrists=wrists, normalize=False)
+        b_normalized = False
+
+    # Pair frames by time.
+    fps_in, fps_est = float(inp.body.fps or 0), float(est.body.fps or 0)
+    n_in, n_est = a.body.data.shape[0], b.body.data.shape[0]
+    k = np.arange(n_est)
+    if fps_in > 0 and fps_est > 0 and abs(fps_in - fps_est) > 1e-6:
+        j = np.floor(k * fps_in / fps_est + 1e-6).astype(int)  # the input frame on screen at time k / fps_est
+    else:
+        j = k
+    keep = j < n_in
+    k, j = k[keep], j[keep]
+    if n_in != n_est:
+        log.warning("Pose consistency: the input has %d frames (%.3g fps), the estimate %d (%.3g fps); "
+                    "comparing %d paired frames", n_in, fps_in, n_est, fps_est, len(k))
+
+    spec = pose_features.make_feature_spec()
+    result: dict[str, Any] = {"num_frames": int(len(k)), "num_frames_input": int(n_in),
+                              "num_frames_estimated": int(n_est), "wrists_corrected": bool(wrists),
+                              "components": {}}
+    for comp, points in spec.components:
+        xa, fa = _component_arrays(a, comp, points)
+        xb, fb = _component_arrays(b, comp, points)
+        xa, fa, xb, fb = xa[j], fa[j], xb[k], fb[k]
+        both = fa & fb
+        in_frames = int(fa.any(1).sum())
+        est_frames = int(fb.any(1).sum())
+        mae = None
+        if b_normalized and both.any():
+            mae = float(np.abs(xa - xb).sum(-1)[both].mean())
+        detection = est_frames / in_frames if in_frames > 0 else None
+        key = COMPONENT_KEYS[comp]
+        result[f"{key}_mae"] = mae
+        result[f"{key}_detection"] = detection
+        result["components"][comp] = {"mae": mae, "detection_rate": detection, "frames_input": in_frames,
+                                      "frames_estimated": est_frames,
+                                      "frames_both": int((fa.any(1) & fb.any(1)).sum()),
+                                      "points_compared": int(both.sum())}
+    return result
+
+
+def video_pose_consistency(video_path_or_frames: str | os.PathLike | Iterable[np.ndarray], input_pose: Any, *,
+                           fps: float | None = None, wrists: bool = True, progress: bool | None = None,
+                           estimated_pose_path: str | os.PathLike | None = None,
+                           **estimation_kwargs) -> dict[str, Any]:
+    """Pose consistency of a video (file, or iterable of `[H, W, 3]` uint8 RGB frames) with the
+    pose it was rendered from. The frames' pose is estimated with MediaPipe Holistic (see
+    `utils.pose_estimation`); with `estimated_pose_path` it is also written there (atomic).
+    `fps` is the frames' rate when frames are given (default: the input pose's). Returns the dict
+    of `pose_consistency`."""
+    from utils import pose_estimation
+    inp = _as_pose(input_pose, "input pose")
+    if isinstance(video_path_or_frames, (str, os.PathLike)):
+        est = pose_estimation.estimate_video_pose(video_path_or_frames, None, progress=progress, **estimation_kwargs)
+    else:
+        it = iter(video_path_or_frames)
+        try:
+            first = np.asarray(next(it))
+        except StopIteration:
+            raise dnnlib.UserError("No frames to measure pose consistency on") from None
+
+        def frames():
+            yield first
+            yield from it
+
+        h, w = first.shape[:2]
+        est = pose_estimation.estimate_frames_pose(frames(), fps=fps or float(inp.body.fps), width=w, height=h,
+                                                   progress=progress, **estimation_kwargs)
+    if estimated_pose_path is not None:
+        pose_estimation.write_pose(est, estimated_pose_path)
+    return pose_consistency(inp, est, wrists=wrists)
+
+#----------------------------------------------------------------------------
