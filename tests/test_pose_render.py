@@ -44,3 +44,8 @@ def test_fit_keeps_aspect_and_centres(original):
     assert cols.min() >= 110 and cols.max() <= 370
     with pytest.raises(IndexError):
         pose_render.render_pose_frame(original, 97)
+
+
+def test_small_images(original):
+    img = pose_render.render_pose_frame(original, 10, size=(32, 32))
+    assert img.shape == (32, 32, 3) and _drawn(img).any()

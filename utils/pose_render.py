@@ -9,6 +9,7 @@ centred. World landmarks (metres, not pixels) are not drawn.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Iterator
 
 import numpy as np
@@ -50,12 +51,15 @@ def render_pose(pose, size: tuple[int, int] | None = None, background: tuple[int
         size: output (width, height); default the header's. The pose is scaled uniformly to fit
             and centred.
         background: RGB background colour.
-        thickness: line thickness in pixels (default: about 1/150 of the image diagonal scale).
+        thickness: line thickness in pixels (default: sqrt(W * H) / 150, at least 1).
     Points with confidence 0 are not drawn; others fade into the background with low confidence.
     """
     from pose_format.pose_visualizer import PoseVisualizer
 
     drawable = _drawable_pose(pose, size, start, stop)
+    if thickness is None:  # the visualizer's own default rounds to 0 (an OpenCV error) below 150 px
+        dims = drawable.header.dimensions
+        thickness = max(1, round(math.sqrt(dims.width * dims.height) / 150))
     vis = PoseVisualizer(drawable, thickness=thickness)
     bgr = tuple(int(c) for c in background[::-1])  # the visualizer draws in OpenCV's BGR order
     for img in vis.draw(background_color=bgr):

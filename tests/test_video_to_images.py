@@ -1,0 +1,176 @@
+"""utils/video_to_images.py: pose-guided square crops into a dataset archive."""
+
+import io
+import json
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import PIL.Image
+import pytest
+from pose_format import Pose
+from pose_format.numpy import NumPyPoseBody
+
+import dnnlib
+from training.dataset import ImageFolderDataset
+from utils import pose_estimation, pose_features, video_io
+from utils.video_to_images import archive_name, crop_square, video_to_images
+
+RES = 64
+
+
+def _shoulders(pose, frame=0):
+    h = pose.header
+    xy = np.ma.getdata(pose.body.data)[frame, 0, :, :2]
+    ls = xy[h.get_point_index("POSE_LANDMARKS", "LEFT_SHOULDER")]
+    rs = xy[h.get_point_index("POSE_LANDMARKS", "RIGHT_SHOULDER")]
+    return (ls + rs) / 2, float(np.linalg.norm(ls - rs))
+
+
+def _read_png(z, name):
+    return np.asarray(PIL.Image.open(io.BytesIO(z.read(name))))
+
+
+@pytest.fixture(scope="module")
+def clip(data_dir, tmp_path_factory):
+    """Frames 40..45 of the pix2pix video and their MediaPipe pose (estimated here)."""
+    folder = tmp_path_factory.mktemp("clip")
+    video = folder / "clip.mp4"
+    with video_io.VideoWriter(video, fps=25, crf=10) as w:
+        for frame in video_io.read_video(data_dir / "signer-pix2pix-256.mp4", start=40, stop=46):
+            w.write(frame)
+    pose_path = folder / "clip.pose"
+    pose_estimation.estimate_video_pose(video, pose_path, progress=False)
+    return video, pose_path
+
+
+def test_crop_square_geometry():
+    frame = np.zeros((20, 30, 3), np.uint8)
+    frame[5:15, 10:20] = 200  # a 10x10 block centred at (15, 10)
+    crop = crop_square(frame, 15, 10, 10, 10)
+    assert crop.shape == (10, 10, 3) and crop.min() > 190
+    crop = crop_square(frame, 15, 10, 20, 20, pad="black")  # twice as large: block in the middle
+    assert crop[5:15, 5:15].min() > 190 and crop[:4].max() == 0
+    crop = crop_square(frame, 2, 2, 10, 10, pad="edge")  # partly outside: edge pixels repeated
+    assert crop.shape == (10, 10, 3)
+    assert crop_square(frame, -50, -50, 10, 10) is None
+
+
+def test_estimated_pose_crops_centre_shoulders(clip, tmp_path):
+    video, pose_path = clip
+    out, poses = tmp_path / "frames.zip", tmp_path / "poses.zip"
+    stats = video_to_images(str(video), str(pose_path), str(out), pose_output_path=str(poses), resolution=RES,
+                            progress=False)
+    assert stats["frames"] == 6 and stats["images"] == 6 and stats["skipped_no_person"] == 0
+    with zipfile.ZipFile(out) as z, zipfile.ZipFile(poses) as zp:
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())
+        names = sorted(n for n in z.namelist() if n.endswith(".png"))
+        assert names == [archive_name(i) for i in range(6)]
+        assert json.loads(z.read("dataset.json")) == {"labels": None}
+        index = json.loads(z.read("frames.json"))
+        assert [e["frame"] for e in index["images"]] == list(range(6))
+        crops = [_read_png(z, n) for n in names]
+        assert all(c.shape == (RES, RES, 3) for c in crops)
+        for n in names:
+            cpose = pose_features.load_pose(zp.read(n.replace(".png", ".pose")), require_hands=False)
+            assert (cpose.header.dimensions.width, cpose.header.dimensions.height) == (RES, RES)
+            centre, width = _shoulders(cpose)
+            np.testing.assert_allclose(centre, [RES / 2, RES / 2], atol=1e-3)
+            assert width == pytest.approx(RES / 3, rel=1e-3)
+    # The images agree with the poses: MediaPipe finds the shoulders centred in the crops themselves.
+    est = pose_estimation.estimate_frames_pose(crops[:3], fps=25, width=RES, height=RES, static_image_mode=True,
+                                               progress=False)
+    for k in range(3):
+        centre, width = _shoulders(est, k)
+        np.testing.assert_allclose(centre, [RES / 2, RES / 2], atol=0.06 * RES)
+        assert width == pytest.approx(RES / 3, rel=0.15)
+    # training reads the archive directly
+    ds = ImageFolderDataset(str(out))
+    assert len(ds) == 6 and ds.resolution == RES
+
+
+def test_reference_pose_with_hands_and_renders(data_dir, tmp_path):
+    """testing-reduced.pose drove the pix2pix video (1250x1250 pose coordinates for 256x256 frames)."""
+    out, poses, renders = tmp_path / "f.zip", tmp_path / "p.zip", tmp_path / "r.zip"
+    stats = video_to_images(str(data_dir / "signer-pix2pix-256.mp4"), str(data_dir / "testing-reduced.pose"),
+                            str(out), pose_output_path=str(poses), render_output_path=str(renders), resolution=RES,
+                            hand_crops=True, max_frames=20, progress=False)
+    assert stats["images"] == 20
+    hands_zip = tmp_path / "f_hands.zip"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.zip", "f_hands.zip", "p.zip", "r.zip"]
+    red = pose_features.load_pose(data_dir / "testing-reduced.pose")
+    conf = np.asarray(red.body.confidence)[:20, 0]
+    mcp = [red.header.get_point_index(h, "MIDDLE_FINGER_MCP") for h in (pose_features.LEFT_HAND, pose_features.RIGHT_HAND)]
+    assert stats["hand_images"] == int((conf[:, mcp] > 0).sum())
+    assert stats["hand_images"] + stats["hands_not_found"] == 40
+    with zipfile.ZipFile(hands_zip) as zh, zipfile.ZipFile(poses) as zp, zipfile.ZipFile(renders) as zr:
+        index = json.loads(zh.read("frames.json"))["images"]
+        assert len(index) == stats["hand_images"] > 0
+        first = index[0]
+        cpose = pose_features.load_pose(zp.read("hands/" + first["name"].replace(".png", ".pose")),
+                                        require_hands=False)
+        hand = pose_features.LEFT_HAND if first["hand"] == "left" else pose_features.RIGHT_HAND
+        xy = np.ma.getdata(cpose.body.data)[0, 0, cpose.header.get_point_index(hand, "MIDDLE_FINGER_MCP"), :2]
+        np.testing.assert_allclose(xy, [RES / 2, RES / 2], atol=1e-3)
+        render = _read_png(zr, archive_name(0))
+        assert render.shape == (RES, RES, 3) and (render != 255).any()
+        assert "hands/" + first["name"] in zr.namelist()
+
+
+def test_frames_without_person_are_skipped(data_dir, tmp_path):
+    red = pose_features.load_pose(data_dir / "testing-reduced.pose")
+    conf = np.asarray(red.body.confidence).copy()
+    ls = red.header.get_point_index("POSE_LANDMARKS", "LEFT_SHOULDER")
+    conf[[1, 3, 4], 0, ls] = 0
+    pose_path = tmp_path / "gaps.pose"
+    buf = io.BytesIO()
+    Pose(red.header, NumPyPoseBody(fps=25, data=np.ma.getdata(red.body.data), confidence=conf)).write(buf)
+    pose_path.write_bytes(buf.getvalue())
+    out = tmp_path / "f.zip"
+    stats = video_to_images(str(data_dir / "signer-pix2pix-256.mp4"), str(pose_path), str(out), resolution=RES,
+                            max_frames=8, progress=False)
+    assert stats == {"frames": 8, "images": 5, "skipped_no_person": 3, "hand_images": 0, "hands_not_found": 0}
+    with zipfile.ZipFile(out) as z:
+        index = json.loads(z.read("frames.json"))
+        assert index["skipped_frames"] == [1, 3, 4]
+        assert [e["frame"] for e in index["images"]] == [0, 2, 5, 6, 7]
+
+
+def test_bad_inputs(data_dir, tmp_path):
+    video = str(data_dir / "signer-pix2pix-256.mp4")
+    out = str(tmp_path / "f.zip")
+    with pytest.raises(dnnlib.UserError, match="Pose file not found"):
+        video_to_images(video, str(tmp_path / "none.pose"), out)
+    with pytest.raises(dnnlib.UserError, match="Video not found"):
+        video_to_images(str(tmp_path / "none.mp4"), str(data_dir / "testing-reduced.pose"), out)
+    with pytest.raises(dnnlib.UserError, match="has 97 frames but video .* has 91"):
+        video_to_images(video, str(data_dir / "testing-original.pose"), out)
+    with pytest.raises(dnnlib.UserError, match="power of two"):
+        video_to_images(video, str(data_dir / "testing-reduced.pose"), out, resolution=100)
+    with pytest.raises(dnnlib.UserError, match=".zip"):
+        video_to_images(video, str(data_dir / "testing-reduced.pose"), str(tmp_path / "f.tar"))
+    assert list(tmp_path.iterdir()) == []
+    # Allowed mismatch: the first min(97, 91) frames.
+    stats = video_to_images(video, str(data_dir / "testing-original.pose"), out, resolution=RES,
+                            allow_frame_mismatch=True, max_frames=3, progress=False)
+    assert stats["images"] == 3
+
+
+def test_cli_runs_as_script(repo_dir, data_dir, tmp_path):
+    out = tmp_path / "f.zip"
+    cmd = [sys.executable, "utils/video_to_images.py", f"--input_video={data_dir / 'signer-pix2pix-256.mp4'}",
+           f"--input_pose={data_dir / 'testing-reduced.pose'}", f"--output_path={out}", "--resolution=32",
+           "--max_frames=2"]
+    res = subprocess.run(cmd, cwd=repo_dir, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert len([n for n in zipfile.ZipFile(out).namelist() if n.endswith(".png")]) == 2
+    # A bad input: one line on stderr, exit status 1, nothing written.
+    bad = tmp_path / "bad.pose"
+    bad.write_bytes(b"garbage" * 50)
+    cmd[3] = f"--input_pose={bad}"
+    cmd[4] = f"--output_path={tmp_path / 'g.zip'}"
+    res = subprocess.run(cmd, cwd=repo_dir, capture_output=True, text=True)
+    assert res.returncode == 1
+    assert res.stderr.strip().count("\n") == 0 and "Not a valid pose file" in res.stderr
+    assert not (tmp_path / "g.zip").exists()
