@@ -9,6 +9,7 @@ from pose_format import Pose
 from pose_format.numpy import NumPyPoseBody
 from pose_format.utils.generic import reduce_holistic
 
+import dnnlib
 from metrics.pose_consistency import pose_consistency, video_pose_consistency
 from utils import pose_features as pf
 
@@ -105,3 +106,16 @@ def test_pix2pix_reference(data_dir, tmp_path):
     no_wrists = pose_consistency(data_dir / "testing-reduced.pose", est_path, wrists=False)
     assert no_wrists["body_mae"] == pytest.approx(0.085, abs=0.002)
     assert no_wrists["face_mae"] == pytest.approx(r["face_mae"], abs=1e-5)
+
+
+def test_frames_input(data_dir, reduced):
+    """Frames (not a file) are accepted: three frames against the matching slice of the pose."""
+    from utils.video_io import read_video
+    frames = read_video(data_dir / "signer-pix2pix-256.mp4", start=40, stop=43)
+    part = _with(reduced, data=np.ma.getdata(reduced.body.data)[40:43].copy(),
+                 conf=np.asarray(reduced.body.confidence)[40:43].copy())
+    r = video_pose_consistency(frames, part, progress=False)
+    assert r["num_frames"] == r["num_frames_estimated"] == 3
+    assert 0 < r["body_mae"] < 0.2 and 0 < r["face_mae"] < 0.1
+    with pytest.raises(dnnlib.UserError, match="No frames"):
+        video_pose_consistency(iter([]), part)

@@ -46,10 +46,15 @@ def test_missing_file(tmp_path):
         pf.load_pose(tmp_path)
 
 
-@pytest.mark.parametrize("kind", ["empty", "text", "png", "truncated", "truncated_header"])
-def test_corrupt_file(tmp_path, data_dir, kind):
-    good = (data_dir / "testing-reduced.pose").read_bytes()
+@pytest.mark.parametrize("kind", ["empty", "text", "png", "truncated", "truncated_header", "truncated_v02",
+                                  "extended_v02"])
+def test_corrupt_file(tmp_path, data_dir, kind, reduced):
+    good = (data_dir / "testing-reduced.pose").read_bytes()  # format version 0.1
+    v02 = _bytes(reduced)  # pose-format writes version 0.2
+    assert pf.load_pose(v02).body.data.shape == reduced.body.data.shape
     content = {
+        "truncated_v02": v02[:-1000],
+        "extended_v02": v02 + b"\0" * 8,
         "empty": b"",
         "text": b"not a pose file\n" * 200,
         "png": (data_dir / "example-img.png").read_bytes(),
