@@ -74,6 +74,13 @@ def cli_main(fn: Callable) -> Callable:
 #----------------------------------------------------------------------------
 # Atomic writes: a file appears complete under its final name, or not at all.
 
+def _default_file_mode() -> int:
+    """Mode a newly created file would get (0666 minus the umask); mkstemp files start as 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[io.IOBase]:
     """Open a temporary file next to `path` for writing; rename it to `path` on success.
@@ -88,6 +95,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[io.IOBas
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -109,6 +117,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, _default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -64,6 +64,13 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
     with util.atomic_write(target) as f:
         f.write(b"complete")
     assert target.read_bytes() == b"complete"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (target.stat().st_mode & 0o777) == (0o666 & ~umask)  # not mkstemp's 0600
+    with util.atomic_path(tmp_path / "other.zip") as tmp:
+        assert tmp.endswith(".zip")
+        open(tmp, "wb").close()
+    assert ((tmp_path / "other.zip").stat().st_mode & 0o777) == (0o666 & ~umask)
 
 
 def test_cli_main_turns_user_error_into_click_error():
