@@ -1,0 +1,177 @@
+"""Tests of `torch_utils.ops`: golden NVIDIA-compatible outputs and gradients, the definitions the
+ops implement (checked against naive code written here), and gradients of first and second order."""
+
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from torch_utils.ops import upfirdn2d
+
+IMPLS = ["ref", "cuda"]  # 'cuda' on CPU tensors must silently run the reference path
+
+#----------------------------------------------------------------------------
+# Helpers.
+
+def rel_err(a: torch.Tensor, b) -> float:
+    """Max abs difference relative to the max magnitude of the reference `b`."""
+    b = torch.as_tensor(b, dtype=a.dtype)
+    assert a.shape == b.shape, (tuple(a.shape), tuple(b.shape))
+    return float((a.detach() - b).abs().max() / b.abs().max().clamp(min=1e-30))
+
+
+@pytest.fixture(scope="module")
+def golden(golden_dir):
+    data = np.load(golden_dir / "golden_ops.npz")
+    cases = json.loads(str(data["cases"]))
+    return cases, data
+
+
+def golden_cases(golden, op):
+    cases, data = golden
+    found = [(i, c) for i, c in enumerate(cases) if c["op"] == op]
+    assert found, f"no golden cases for {op}"
+    return found, data
+
+
+def naive_upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
+    """The definition: zero-stuff, pad, one full 2-D convolution with the (outer-product) filter, decimate."""
+    upx, upy = (up, up) if isinstance(up, int) else up
+    dx, dy = (down, down) if isinstance(down, int) else down
+    px0, px1, py0, py1 = upfirdn2d._parse_padding(padding)
+    N, C, H, W = x.shape
+    z = x.new_zeros([N, C, H * upy, W * upx])
+    z[:, :, ::upy, ::upx] = x
+    z = F.pad(z, [px0, px1, py0, py1])
+    f = torch.ones([1, 1], dtype=x.dtype) if f is None else f.to(x.dtype)
+    f = (torch.outer(f, f) if f.ndim == 1 else f) * gain
+    if not flip_filter:
+        f = f.flip([0, 1])
+    z = F.conv2d(z, f[None, None].repeat(C, 1, 1, 1), groups=C)
+    return z[:, :, ::dy, ::dx]
+
+#----------------------------------------------------------------------------
+# upfirdn2d.
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_upfirdn2d_golden(golden, impl):
+    found, data = golden_cases(golden, "upfirdn2d")
+    for i, c in found:
+        x = torch.tensor(data[f"{i}/x"], requires_grad=True)
+        y = upfirdn2d.upfirdn2d(x, torch.tensor(data[f"{i}/f"]), up=c["up"], down=c["down"], padding=c["padding"],
+                                flip_filter=c["flip_filter"], gain=c["gain"], impl=impl)
+        assert rel_err(y, data[f"{i}/y"]) < 1e-4, (i, c)
+        y.backward(torch.tensor(data[f"{i}/dy"]))
+        assert rel_err(x.grad, data[f"{i}/dx"]) < 1e-4, (i, c)
+
+
+def test_upfirdn2d_matches_definition():
+    """Random up/down/padding/filter kinds (none, separable, 2-D, rank-one 2-D) against the definition."""
+    rng = random.Random(0)
+    torch.manual_seed(0)
+    checked = 0
+    while checked < 150:
+        up = (rng.randint(1, 4), rng.randint(1, 3))
+        down = (rng.randint(1, 3), rng.randint(1, 4))
+        kind = rng.choice(["none", "sep", "2d", "rank1"])
+        kx, ky = rng.randint(1, 8), rng.randint(1, 8)
+        f = {"none": None, "sep": torch.randn(kx, dtype=torch.float64),
+             "2d": torch.randn(ky, kx, dtype=torch.float64),
+             "rank1": torch.outer(torch.randn(ky, dtype=torch.float64), torch.randn(kx, dtype=torch.float64))}[kind]
+        fw, fh = upfirdn2d._get_filter_size(f)
+        H, W = rng.randint(1, 8), rng.randint(1, 8)
+        pad = [rng.randint(-2, 7) for _ in range(4)]
+        if W * up[0] + pad[0] + pad[1] < fw or H * up[1] + pad[2] + pad[3] < fh:
+            continue
+        if W * up[0] + min(pad[0], 0) + min(pad[1], 0) < 1 or H * up[1] + min(pad[2], 0) + min(pad[3], 0) < 1:
+            continue
+        x = torch.randn(2, 3, H, W, dtype=torch.float64)
+        flip, gain = rng.random() < 0.5, rng.choice([1, 2.5])
+        y = upfirdn2d.upfirdn2d(x, f, up=up, down=down, padding=pad, flip_filter=flip, gain=gain)
+        ref = naive_upfirdn2d(x, f, up, down, pad, flip, gain)
+        assert rel_err(y, ref) < 1e-12, (up, down, pad, kind, H, W)
+        checked += 1
+
+
+def test_upfirdn2d_stylegan_layers_match_definition():
+    """The shapes StyleGAN2/3 use, in float32: 12-tap separable up 2 / down 2, and [1,3,3,1] up/down."""
+    torch.manual_seed(1)
+    x = torch.randn(1, 8, 20, 20)
+    f12 = upfirdn2d.setup_filter(torch.rand(12), separable=True)
+    for kw in [dict(up=2, padding=[11, 10, 11, 10], gain=4), dict(down=2), dict(up=2, down=2, padding=3)]:
+        assert rel_err(upfirdn2d.upfirdn2d(x, f12, **kw), naive_upfirdn2d(x, f12, **kw)) < 1e-5, kw
+    f4 = upfirdn2d.setup_filter([1, 3, 3, 1])
+    assert f4.ndim == 2 and upfirdn2d._split_rank1(f4) is not None  # runs as two 1-D passes
+    assert rel_err(upfirdn2d.upsample2d(x, f4), naive_upfirdn2d(x, f4, up=2, padding=[2, 1, 2, 1], gain=4)) < 1e-5
+    assert rel_err(upfirdn2d.downsample2d(x, f4), naive_upfirdn2d(x, f4, down=2, padding=1)) < 1e-5
+
+
+def test_upfirdn2d_gradcheck():
+    torch.manual_seed(2)
+    x = torch.randn(1, 2, 5, 4, dtype=torch.float64, requires_grad=True)
+    for f, kw in [(torch.randn(4, dtype=torch.float64), dict(up=2, down=1, padding=[2, 1, 1, 2])),
+                  (torch.randn(3, 2, dtype=torch.float64), dict(up=[1, 3], down=[2, 2], padding=[1, 0, -1, 2])),
+                  (None, dict(up=2, down=3, padding=1, gain=2))]:
+        fn = lambda t: upfirdn2d.upfirdn2d(t, f, **kw)
+        assert torch.autograd.gradcheck(fn, (x,))
+        assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+def test_setup_filter():
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
+    assert f.shape == (4, 4) and f.dtype == torch.float32
+    assert torch.allclose(f, torch.outer(torch.tensor([1., 3, 3, 1]), torch.tensor([1., 3, 3, 1])) / 64)
+    taps = torch.arange(1., 13.)
+    f = upfirdn2d.setup_filter(taps)  # >= 8 taps: separable by default
+    assert f.shape == (12,) and math.isclose(float(f.sum()), 1, rel_tol=1e-6)
+    assert upfirdn2d.setup_filter(taps, separable=False).shape == (12, 12)
+    assert torch.allclose(upfirdn2d.setup_filter(taps, flip_filter=True, gain=4), f.flip(0) * 2)
+    assert torch.allclose(upfirdn2d.setup_filter([1, 2], normalize=False, gain=3), torch.tensor([[1., 2], [2, 4]]) * 3)
+    assert upfirdn2d.setup_filter(None).tolist() == [[1.0]]
+    assert upfirdn2d.setup_filter(2.0, normalize=False).tolist() == [[4.0]]  # a scalar is one tap per axis
+    src = torch.tensor([1., 1.])
+    upfirdn2d.setup_filter(src)
+    assert src.tolist() == [1., 1.]  # the caller's tensor is not normalised in place
+    with pytest.raises(ValueError, match="separable"):
+        upfirdn2d.setup_filter(torch.ones(3, 3), separable=True)
+    with pytest.raises(ValueError):
+        upfirdn2d.setup_filter(torch.ones(2, 2, 2))
+
+
+def test_resampling_helpers_keep_size_and_dc():
+    """filter2d keeps the size, up/downsample2d scale it; a constant image stays constant inside
+    (both filters have polyphase components of equal sum, so upsampling preserves DC)."""
+    x = torch.full([1, 2, 32, 32], 3.0)
+    taps12 = [1, 2, 3, 4, 5, 6, 6, 5, 4, 3, 2, 1]
+    for f in [upfirdn2d.setup_filter([1, 3, 3, 1]), upfirdn2d.setup_filter(taps12)]:
+        y = upfirdn2d.filter2d(x, f)
+        assert y.shape == x.shape and torch.allclose(y[:, :, 8:24, 8:24], torch.tensor(3.0))
+        y = upfirdn2d.upsample2d(x, f)
+        assert y.shape == (1, 2, 64, 64) and torch.allclose(y[:, :, 16:48, 16:48], torch.tensor(3.0))
+        y = upfirdn2d.downsample2d(x, f, padding=[1, 2])
+        assert y.shape == (1, 2, 18, 17) and torch.allclose(y[:, :, 6:12, 6:11], torch.tensor(3.0))
+    y = upfirdn2d.upsample2d(x, None, up=[2, 3])  # no filter: zero-stuffing with gain up_x * up_y
+    assert y.shape == (1, 2, 96, 64) and float(y.sum()) == pytest.approx(float(x.sum()) * 6)
+    assert torch.equal(y[:, :, 1::3, 1::2], x * 6) and float(y[:, :, 0::3].abs().sum()) == 0
+
+
+def test_upfirdn2d_bad_arguments():
+    x = torch.zeros(1, 1, 4, 4)
+    with pytest.raises(ValueError, match="4-D"):
+        upfirdn2d.upfirdn2d(torch.zeros(4, 4), None)
+    with pytest.raises(ValueError, match="impl"):
+        upfirdn2d.upfirdn2d(x, None, impl="fast")
+    with pytest.raises(ValueError, match="padding"):
+        upfirdn2d.upfirdn2d(x, None, padding=[1, 2, 3])
+    with pytest.raises(ValueError, match="up"):
+        upfirdn2d.upfirdn2d(x, None, up=0)
+    with pytest.raises(ValueError, match="empty"):
+        upfirdn2d.upfirdn2d(x, torch.ones(6, 6))
+    with pytest.raises(ValueError, match="gradient"):
+        upfirdn2d.upfirdn2d(x, torch.ones(2, 2, requires_grad=True))
+
+#----------------------------------------------------------------------------
