@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from torch_utils.ops import upfirdn2d
+from torch_utils.ops import bias_act, upfirdn2d
 
 IMPLS = ["ref", "cuda"]  # 'cuda' on CPU tensors must silently run the reference path
 
@@ -173,5 +173,55 @@ def test_upfirdn2d_bad_arguments():
         upfirdn2d.upfirdn2d(x, torch.ones(6, 6))
     with pytest.raises(ValueError, match="gradient"):
         upfirdn2d.upfirdn2d(x, torch.ones(2, 2, requires_grad=True))
+
+#----------------------------------------------------------------------------
+# bias_act.
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_bias_act_golden(golden, impl):
+    found, data = golden_cases(golden, "bias_act")
+    assert {c["act"] for _, c in found} == set(bias_act.activation_funcs)
+    for i, c in found:
+        x = torch.tensor(data[f"{i}/x"], requires_grad=True)
+        b = torch.tensor(data[f"{i}/b"], requires_grad=True)
+        y = bias_act.bias_act(x, b, dim=c["dim"], act=c["act"], alpha=c["alpha"], gain=c["gain"], clamp=c["clamp"],
+                              impl=impl)
+        assert rel_err(y, data[f"{i}/y"]) < 1e-4, (i, c)
+        y.backward(torch.tensor(data[f"{i}/dy"]))
+        assert rel_err(x.grad, data[f"{i}/dx"]) < 1e-4, (i, c)
+        assert rel_err(b.grad, data[f"{i}/db"]) < 1e-4, (i, c)
+
+
+def test_bias_act_records():
+    funcs = bias_act.activation_funcs
+    assert funcs["lrelu"].def_alpha == 0.2 and funcs["lrelu"].def_gain == pytest.approx(math.sqrt(2))
+    assert funcs["linear"].def_gain == 1 and funcs["swish"].def_gain == pytest.approx(math.sqrt(2))
+    assert funcs["relu"]["def_gain"] == funcs["relu"].def_gain  # records allow key and attribute access
+    assert sorted(r.cuda_idx for r in funcs.values()) == list(range(1, 10))
+
+
+@pytest.mark.parametrize("act", ["linear", "lrelu", "tanh", "elu", "softplus", "swish"])
+def test_bias_act_gradcheck(act):
+    torch.manual_seed(3)
+    x = torch.randn(2, 3, 2, 2, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    fn = lambda x, b: bias_act.bias_act(x, b, act=act, clamp=1.5)
+    assert torch.autograd.gradcheck(fn, (x, b))
+    assert torch.autograd.gradgradcheck(fn, (x, b))
+
+
+def test_bias_act_dims_and_defaults():
+    torch.manual_seed(4)
+    x = torch.randn(4, 5)
+    b = torch.randn(4)
+    y = bias_act.bias_act(x, b, dim=0, act="lrelu")
+    assert torch.allclose(y, F.leaky_relu(x + b[:, None], 0.2) * math.sqrt(2))
+    assert torch.equal(bias_act.bias_act(x), x)
+    assert float(bias_act.bias_act(x * 100, act="relu", clamp=2).max()) == 2.0
+    assert torch.allclose(bias_act.bias_act(x, clamp=-1), x)  # negative clamp: none
+    with pytest.raises(ValueError, match="unknown activation"):
+        bias_act.bias_act(x, act="gelu")
+    with pytest.raises(ValueError, match="bias must have shape"):
+        bias_act.bias_act(x, torch.zeros(4))
 
 #----------------------------------------------------------------------------
