@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from torch_utils.ops import bias_act, upfirdn2d
+from torch_utils.ops import bias_act, filtered_lrelu, upfirdn2d
 
 IMPLS = ["ref", "cuda"]  # 'cuda' on CPU tensors must silently run the reference path
 
@@ -223,5 +223,81 @@ def test_bias_act_dims_and_defaults():
         bias_act.bias_act(x, act="gelu")
     with pytest.raises(ValueError, match="bias must have shape"):
         bias_act.bias_act(x, torch.zeros(4))
+
+#----------------------------------------------------------------------------
+# filtered_lrelu.
+
+def naive_filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter=False):
+    """The definition, composed from the naive resampling."""
+    if b is not None:
+        x = x + b[None, :, None, None]
+    z = naive_upfirdn2d(x, fu, up=up, padding=padding, flip_filter=flip_filter, gain=up ** 2)
+    z = F.leaky_relu(z, slope) * gain
+    if clamp is not None:
+        z = z.clamp(-clamp, clamp)
+    return naive_upfirdn2d(z, fd, down=down, flip_filter=flip_filter)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_filtered_lrelu_golden(golden, impl):
+    found, data = golden_cases(golden, "filtered_lrelu")
+    for i, c in found:
+        get = lambda k: torch.tensor(data[f"{i}/{k}"]) if f"{i}/{k}" in data.files else None
+        x, b = get("x").requires_grad_(), get("b").requires_grad_()
+        y = filtered_lrelu.filtered_lrelu(x, get("fu"), get("fd"), b, up=c["up"], down=c["down"], padding=c["padding"],
+                                          gain=c["gain"], slope=c["slope"], clamp=c["clamp"],
+                                          flip_filter=c["flip_filter"], impl=impl)
+        assert rel_err(y, data[f"{i}/y"]) < 1e-4, (i, c)
+        y.backward(get("dy"))
+        assert rel_err(x.grad, data[f"{i}/dx"]) < 1e-4, (i, c)
+        assert rel_err(b.grad, data[f"{i}/db"]) < 1e-4, (i, c)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 1 << 30])
+def test_filtered_lrelu_matches_definition(monkeypatch, block_bytes):
+    """Forward and gradients against the naive composition, processing one channel at a time
+    (block_bytes=1) or all at once; includes a 2-D (radial-style) down filter and batch > 1."""
+    monkeypatch.setattr(filtered_lrelu, "_BLOCK_BYTES", block_bytes)
+    torch.manual_seed(5)
+    fu = upfirdn2d.setup_filter(torch.rand(8) + 0.1, separable=True)
+    fd2 = upfirdn2d.setup_filter(torch.rand(5, 5) + 0.1)
+    for fu_, fd, up, down, pad, clamp, flip in [(fu, fu, 2, 2, [7, 6, 7, 6], 0.8, False),
+                                                (fu, fd2, 2, 1, [3, 4, 2, 5], None, True),
+                                                (None, None, 1, 1, 0, 1.0, False),
+                                                (None, fu, 1, 2, [-1, 2, 3, 0], None, False)]:
+        x = torch.randn(2, 3, 9, 8, dtype=torch.float64, requires_grad=True)
+        b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+        dy = None
+        outs = []
+        for fn in (filtered_lrelu.filtered_lrelu, naive_filtered_lrelu):
+            y = fn(x, fu_, fd, b, up=up, down=down, padding=pad, gain=1.7, slope=0.3, clamp=clamp, flip_filter=flip)
+            dy = torch.randn_like(y) if dy is None else dy
+            outs.append((y.detach(), *torch.autograd.grad(y, [x, b], dy)))
+        for ours, ref in zip(*outs):
+            assert rel_err(ours, ref) < 1e-12, (up, down, pad)
+
+
+def test_filtered_lrelu_gradcheck():
+    torch.manual_seed(6)
+    fu = upfirdn2d.setup_filter(torch.rand(8) + 0.1, separable=True).double()
+    x = torch.randn(1, 2, 5, 5, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    fn = lambda x, b: filtered_lrelu.filtered_lrelu(x, fu, fu, b, up=2, down=2, padding=[7, 6, 7, 6], clamp=0.7)
+    assert torch.autograd.gradcheck(fn, (x, b))
+    assert torch.autograd.gradgradcheck(fn, (x, b))  # second order: through the incoming gradient
+
+
+def test_filtered_lrelu_bad_arguments():
+    x = torch.zeros(1, 2, 4, 4)
+    with pytest.raises(ValueError, match="up must be an int"):
+        filtered_lrelu.filtered_lrelu(x, up=[2, 2])
+    with pytest.raises(ValueError, match="bias"):
+        filtered_lrelu.filtered_lrelu(x, b=torch.zeros(3))
+    with pytest.raises(ValueError, match="clamp"):
+        filtered_lrelu.filtered_lrelu(x, clamp=-1)
+    with pytest.raises(ValueError, match="empty"):
+        filtered_lrelu.filtered_lrelu(x, fu=torch.ones(12), fd=torch.ones(12), up=2, down=2)
+    with pytest.raises(ValueError, match="impl"):
+        filtered_lrelu.filtered_lrelu(x, impl="triton")
 
 #----------------------------------------------------------------------------

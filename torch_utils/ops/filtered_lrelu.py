@@ -1,0 +1,197 @@
+"""Alias-suppressed leaky ReLU (StyleGAN3): `filtered_lrelu`.
+
+`filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp)` computes, per channel,
+
+    z = upfirdn2d(x + b, fu, up=up, padding=padding, gain=up**2)       # upsample
+    z = clamp(leaky_relu(z, slope) * gain, -clamp, clamp)              # nonlinearity at the high rate
+    y = upfirdn2d(z, fd, down=down)                                    # low-pass and downsample
+
+The reference path runs on blocks of channels so the upsampled intermediate (up**2 times the
+input) only ever exists for one block, computes only the part of it that the down filter reads,
+and keeps one byte per intermediate sample (the slope chosen, or "clamped") for the backward
+pass instead of the float intermediate.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+from . import upfirdn2d as _ufd
+
+PadArg = Union[int, Sequence[int]]
+
+# Upsampled intermediate per block of channels (bytes). Small enough to stay in cache and to be
+# served from the allocator's free lists, large enough that per-block overhead is negligible.
+_BLOCK_BYTES = 2 << 20
+
+#----------------------------------------------------------------------------
+# Reference implementation.
+
+def _block_size(channels: int, height: int, width: int, itemsize: int) -> int:
+    return max(1, min(channels, _BLOCK_BYTES // max(1, height * width * itemsize)))
+
+
+def _act_(z: torch.Tensor, gain: float, slope: float, clamp: float | None, want_code: bool) -> torch.Tensor | None:
+    """In place: z <- clamp(leaky_relu(z, slope) * gain). Returns the derivative code (uint8: 0 clamped,
+    1 negative side, 2 positive side) when asked."""
+    pos = (z > 0) if want_code else None
+    F.leaky_relu_(z, slope)
+    if gain != 1:
+        z.mul_(gain)
+    code = None
+    if want_code:
+        code = pos.to(torch.uint8).add_(1)
+        if clamp is not None:
+            code.mul_(z.abs() <= clamp)
+    if clamp is not None:
+        z.clamp_(-clamp, clamp)
+    return code
+
+
+def _code_to_slope(code: torch.Tensor, gain: float, slope: float, dtype: torch.dtype) -> torch.Tensor:
+    """Derivative of the nonlinearity from its code."""
+    return torch.where(code == 2, gain, code.to(dtype) * (gain * slope))
+
+
+class _FilteredLReLU(torch.autograd.Function):
+    """Forward block by block; backward through the transposed resamplings (first derivative,
+    and second derivatives with respect to the incoming gradient)."""
+
+    @staticmethod
+    def forward(ctx, x, b, fu, fd, up, down, pad, gain, slope, clamp):
+        N, C, H, W = x.shape
+        NC = N * C
+        xf = x.reshape(1, NC, H, W)
+        bf = None if b is None else b.to(x.dtype).repeat(N).reshape(1, NC, 1, 1)
+        want_code = any(ctx.needs_input_grad[:2])
+        fuw, fuh = fu.size
+        zH, zW = H * up + pad[2] + pad[3] - fuh + 1, W * up + pad[0] + pad[1] - fuw + 1
+        step = _block_size(NC, zH, zW, x.element_size())
+        y = code = None
+        for c0 in range(0, NC, step):
+            xc = xf[:, c0:c0 + step]
+            if bf is not None:
+                xc = xc + bf[:, c0:c0 + step]
+            z = _ufd._resample(xc, fu, (up, up), (1, 1), pad)
+            zc = _act_(z, gain, slope, clamp, want_code)
+            yc = _ufd._resample(z, fd, (1, 1), (down, down), (0, 0, 0, 0))
+            if step >= NC:
+                y, code = yc, zc
+                break
+            if y is None:
+                y = x.new_empty([1, NC, yc.shape[2], yc.shape[3]])
+                code = torch.empty([1, NC, zH, zW], dtype=torch.uint8, device=x.device) if want_code else None
+            y[:, c0:c0 + step] = yc
+            if want_code:
+                code[:, c0:c0 + step] = zc
+        ctx.code = code
+        ctx.config = (x.shape, b is not None, fu, fd, up, down, pad, gain, slope)
+        return y.reshape(N, C, y.shape[2], y.shape[3])
+
+    @staticmethod
+    def backward(ctx, dy):
+        (N, C, H, W), has_b, fu, fd, up, down, pad, gain, slope = ctx.config
+        code = ctx.code
+        zH, zW = code.shape[2:]
+        oH, oW = dy.shape[2:]
+        pad_d = _ufd._adjoint_padding((zW, zH), (oW, oH), fd.size, (1, 1), (down, down), (0, 0, 0, 0))
+        pad_u = _ufd._adjoint_padding((W, H), (zW, zH), fu.size, (up, up), (1, 1), pad)
+        fd_t, fu_t = fd.flipped(), fu.flipped()
+        dyf = dy.reshape(1, N * C, oH, oW)
+        if torch.is_grad_enabled():  # double backward requested: stay on differentiable ops
+            dz = _ufd._resample_autograd(dyf, fd_t, (down, down), (1, 1), pad_d)
+            dz = dz * _code_to_slope(code, gain, slope, dz.dtype)
+            dx = _ufd._resample_autograd(dz, fu_t, (1, 1), (up, up), pad_u)
+        else:
+            NC = N * C
+            step = _block_size(NC, zH, zW, dy.element_size())
+            dx = dy.new_empty([1, NC, H, W]) if step < NC else None
+            for c0 in range(0, NC, step):
+                dz = _ufd._resample(dyf[:, c0:c0 + step], fd_t, (down, down), (1, 1), pad_d)
+                dz.mul_(_code_to_slope(code[:, c0:c0 + step], gain, slope, dz.dtype))
+                dxc = _ufd._resample(dz, fu_t, (1, 1), (up, up), pad_u)
+                if dx is None:
+                    dx = dxc
+                else:
+                    dx[:, c0:c0 + step] = dxc
+        dx = dx.reshape(N, C, H, W)
+        db = dx.sum(dim=[0, 2, 3]) if has_b and ctx.needs_input_grad[1] else None
+        return dx, db, None, None, None, None, None, None, None, None
+
+
+def _filtered_lrelu_ref(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | None, b: torch.Tensor | None,
+                        up: int, down: int, pad: tuple[int, int, int, int], gain: float, slope: float,
+                        clamp: float | None, flip_filter: bool) -> torch.Tensor:
+    filt_u = _ufd._prepare(fu, flip_filter, up ** 2, x.dtype, x.device)
+    filt_d = _ufd._prepare(fd, flip_filter, 1, x.dtype, x.device)
+    # Output size, and the far padding trimmed so the intermediate ends where the down filter stops reading.
+    (fuw, fuh), (fdw, fdh) = filt_u.size, filt_d.size
+    trimmed = list(pad)
+    for axis, (size, fut, fdt) in enumerate([(x.shape[3], fuw, fdw), (x.shape[2], fuh, fdh)]):
+        z = size * up + pad[2 * axis] + pad[2 * axis + 1] - fut + 1
+        out = (z - fdt) // down + 1
+        if z < 1 or out < 1:
+            raise ValueError(f"filtered_lrelu output would be empty: input {tuple(x.shape[2:])}, up {up}, "
+                             f"padding {list(pad)}, filters {filt_u.size} / {filt_d.size}, down {down}")
+        trimmed[2 * axis + 1] -= z - ((out - 1) * down + fdt)
+    return _FilteredLReLU.apply(x, b, filt_u, filt_d, up, down, tuple(trimmed), gain, slope, clamp)
+
+
+def _fast_impl(x: torch.Tensor, impl: str) -> Callable[..., torch.Tensor]:
+    """The implementation to run for `x`: a fused kernel when one exists for its device, else the
+    reference. Fused kernels plug in here with the signature of `_filtered_lrelu_ref`, e.g. the
+    CUDA plugin (`torch_utils.custom_ops.get_plugin`, loaded lazily on first use) when
+    `impl == 'cuda' and x.device.type == 'cuda'`. None exists yet: always the reference."""
+    if impl not in ("ref", "cuda"):
+        raise ValueError(f"impl must be 'ref' or 'cuda', got {impl!r}")
+    return _filtered_lrelu_ref
+
+#----------------------------------------------------------------------------
+# Public op.
+
+def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Tensor | None = None,
+                   b: torch.Tensor | None = None, up: int = 1, down: int = 1, padding: PadArg = 0,
+                   gain: float = math.sqrt(2), slope: float = 0.2, clamp: float | None = None,
+                   flip_filter: bool = False, impl: str = "cuda") -> torch.Tensor:
+    """Bias, upsample, leaky ReLU, downsample: the StyleGAN3 nonlinearity.
+
+    Args:
+        x: `[N, C, H, W]`.
+        fu: upsampling filter `[taps]` (separable) or `[fh, fw]`, from `upfirdn2d.setup_filter`; None: 1 tap.
+        fd: downsampling filter, likewise.
+        b: bias `[C]`, added before upsampling; None: no bias.
+        up: integer upsampling factor (the upsampling filter gets gain `up**2`).
+        down: integer downsampling factor.
+        padding: `int`, `[x, y]` or `[x0, x1, y0, y1]`, applied after upsampling (negative crops).
+        gain: scale after the leaky ReLU.
+        slope: slope of the leaky ReLU for negative inputs.
+        clamp: clamp the scaled activation to `[-clamp, clamp]`; None: no clamping.
+        flip_filter: correlate with the filters instead of convolving.
+        impl: `'cuda'` (fused kernel when available for `x`'s device, else the reference) or `'ref'`.
+
+    Returns:
+        `[N, C, outH, outW]` with `outW = (W * up + x0 + x1 - fu_w - fd_w + 2 - 1) // down + 1`
+        (likewise `outH`). Gradients flow to `x` and `b` (first order), not to the filters.
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError(f"x must be a 4-D tensor [N, C, H, W], got {getattr(x, 'shape', type(x))}")
+    for name, f in (("fu", fu), ("fd", fd)):
+        if f is not None and (not isinstance(f, torch.Tensor) or f.ndim not in (1, 2) or f.numel() == 0):
+            raise ValueError(f"{name} must be None or a non-empty 1-D or 2-D tensor (see upfirdn2d.setup_filter)")
+    if b is not None and (b.ndim != 1 or b.shape[0] != x.shape[1]):
+        raise ValueError(f"bias must have shape [{x.shape[1]}] (channels of x), got {tuple(b.shape)}")
+    for name, v in (("up", up), ("down", down)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    if clamp is not None and not clamp >= 0:
+        raise ValueError(f"clamp must be None or >= 0, got {clamp!r}")
+    pad = _ufd._parse_padding(padding)
+    fn = _fast_impl(x, impl)
+    return fn(x, fu, fd, b, up, down, pad, float(gain), float(slope), None if clamp is None else float(clamp),
+              bool(flip_filter))
+
+#----------------------------------------------------------------------------
