@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from torch_utils.ops import bias_act, filtered_lrelu, upfirdn2d
+from torch_utils.ops import bias_act, conv2d_gradfix, filtered_lrelu, upfirdn2d
 
 IMPLS = ["ref", "cuda"]  # 'cuda' on CPU tensors must silently run the reference path
 
@@ -19,7 +19,7 @@ IMPLS = ["ref", "cuda"]  # 'cuda' on CPU tensors must silently run the reference
 
 def rel_err(a: torch.Tensor, b) -> float:
     """Max abs difference relative to the max magnitude of the reference `b`."""
-    b = torch.as_tensor(b, dtype=a.dtype)
+    b = torch.as_tensor(b, dtype=a.dtype).detach()
     assert a.shape == b.shape, (tuple(a.shape), tuple(b.shape))
     return float((a.detach() - b).abs().max() / b.abs().max().clamp(min=1e-30))
 
@@ -299,5 +299,85 @@ def test_filtered_lrelu_bad_arguments():
         filtered_lrelu.filtered_lrelu(x, fu=torch.ones(12), fd=torch.ones(12), up=2, down=2)
     with pytest.raises(ValueError, match="impl"):
         filtered_lrelu.filtered_lrelu(x, impl="triton")
+
+#----------------------------------------------------------------------------
+# conv2d_gradfix.
+
+@pytest.fixture
+def gradfix_on(monkeypatch):
+    monkeypatch.setattr(conv2d_gradfix, "enabled", True)
+
+
+CONV_CASES = [  # (transposed, in channels, out channels, kernel, kwargs)
+    (False, 4, 6, 3, dict(stride=1, padding=1)),
+    (False, 4, 6, 3, dict(stride=2, padding=[0, 1], dilation=[1, 2], groups=2)),
+    (True, 4, 6, 3, dict(stride=2, padding=1, output_padding=1)),
+    (True, 6, 4, 2, dict(stride=[2, 1], padding=0, groups=2, dilation=[2, 1])),
+]
+
+
+def _conv_args(transposed, cin, cout, k, groups, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, cin, 7, 6, dtype=dtype, generator=g, requires_grad=True)
+    wshape = [cin, cout // groups, k, k] if transposed else [cout, cin // groups, k, k]
+    w = torch.randn(wshape, dtype=dtype, generator=g, requires_grad=True)
+    b = torch.randn(cout, dtype=dtype, generator=g, requires_grad=True)
+    return x, w, b
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv2d_gradfix_matches_functional(gradfix_on, case):
+    """Outputs, first derivatives and R1-style second derivatives equal torch.nn.functional's."""
+    transposed, cin, cout, k, kw = case
+    ours_fn = conv2d_gradfix.conv_transpose2d if transposed else conv2d_gradfix.conv2d
+    ref_fn = F.conv_transpose2d if transposed else F.conv2d
+    x, w, b = _conv_args(transposed, cin, cout, k, kw.get("groups", 1), torch.float64, 7)
+    results = []
+    for fn in (ours_fn, ref_fn):
+        y = fn(x, w, b, **kw)
+        (dx,) = torch.autograd.grad((y * y.detach().cos()).sum(), [x], create_graph=True)
+        penalty = dx.square().sum()  # as in R1: gradient of a gradient norm
+        results.append((y, dx, *torch.autograd.grad(penalty, [x, w, b], allow_unused=True)))
+    for ours, ref in zip(*results):
+        if ref is None:
+            assert ours is None or float(ours.abs().max()) == 0
+        else:
+            assert rel_err(ours, ref) < 1e-12
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv2d_gradfix_gradcheck(gradfix_on, case):
+    transposed, _, _, k, kw = case
+    fn = conv2d_gradfix.conv_transpose2d if transposed else conv2d_gradfix.conv2d
+    x, w, b = _conv_args(transposed, 2, 2, min(k, 2), kw.get("groups", 1), torch.float64, 8)
+    x = x[:1, :, :4, :4].detach().requires_grad_()
+    f = lambda x, w, b: fn(x, w, b, **kw)
+    assert torch.autograd.gradcheck(f, (x, w, b))
+    assert torch.autograd.gradgradcheck(f, (x, w, b))
+
+
+def test_no_weight_gradients(gradfix_on):
+    x, w, b = _conv_args(False, 3, 4, 3, 1, torch.float32, 9)
+    with conv2d_gradfix.no_weight_gradients():
+        y = conv2d_gradfix.conv2d(x, w, b, padding=1)
+        (dx,) = torch.autograd.grad(y.square().sum(), [x], create_graph=True)  # what path-length reg does
+        y.sum().backward(retain_graph=True)
+        with conv2d_gradfix.no_weight_gradients(disable=False):  # does not re-enable
+            conv2d_gradfix.conv2d(x, w, b).sum().backward()
+    assert w.grad is None and x.grad is not None and b.grad is not None
+    assert conv2d_gradfix._weight_gradients_disabled is False  # restored on exit
+    dx.square().sum().backward()  # outside the context: the weight gets its gradient again
+    assert w.grad is not None and float(w.grad.abs().sum()) > 0
+
+
+def test_conv2d_gradfix_disabled_is_functional(monkeypatch):
+    monkeypatch.setattr(conv2d_gradfix, "enabled", False)
+    x, w, b = _conv_args(False, 3, 4, 3, 1, torch.float32, 10)
+    y = conv2d_gradfix.conv2d(x, w, b, padding="same")
+    assert y.grad_fn.name().startswith("Convolution")  # the native op, not ours
+    with conv2d_gradfix.no_weight_gradients():
+        y.sum().backward()
+    assert w.grad is not None  # only the custom op honours no_weight_gradients
+    assert torch.equal(y, F.conv2d(x, w, b, padding="same"))
 
 #----------------------------------------------------------------------------
