@@ -26,6 +26,7 @@ Reference transforms of the untransformed image:
 from __future__ import annotations
 
 import copy
+import logging
 import math
 
 import numpy as np
@@ -34,6 +35,8 @@ import torch
 import dnnlib
 
 from . import metric_utils
+
+log = logging.getLogger(__name__)
 
 #----------------------------------------------------------------------------
 # Transforms in the normalised frame (image = [-0.5, 0.5]^2, x = columns, y = rows).
@@ -225,6 +228,8 @@ def compute_equivariance_metrics(opts: metric_utils.MetricOptions, num_samples: 
         if not opts.is_leader:
             out[names[kind]] = float("nan")
         elif count == 0:
+            log.warning("%s: no pixel of the %dx%d images is valid after the transforms; the metric is undefined",
+                        names[kind], G.img_resolution, G.img_resolution)
             out[names[kind]] = float("nan")
         else:
             mse = sse / count

@@ -73,6 +73,16 @@ def needs_dataset(metric: str) -> bool:
     """True when the metric compares with real images (the others need the dataset only for labels)."""
     return metric.split("50k")[0] in ("fid", "kid", "pr")
 
+
+def detectors_of(metric: str) -> list[str]:
+    """The feature detectors a metric runs: 'inception' (FID, KID, IS), 'vgg16' (precision/recall, PPL)."""
+    kind = metric.split("50k")[0]
+    if kind in ("fid", "kid", "is"):
+        return ["inception"]
+    if kind == "pr" or metric.startswith("ppl"):
+        return ["vgg16"]
+    return []
+
 #----------------------------------------------------------------------------
 # Computing and recording.
 

@@ -496,11 +496,15 @@ def generate_images(opts: MetricOptions, G: torch.nn.Module, labels: LabelSample
 def iter_generated(opts: MetricOptions, num_items: int, fn: Callable[[np.ndarray], torch.Tensor],
                    group_size: int | None = None, desc: str = "generated images") -> Iterator[np.ndarray]:
     """Apply `fn(global_indices) -> tensor [n, ...]` to every group of `range(num_items)`, sharded across the
-    ranks; yields the gathered rows of each round, in global order, on every rank."""
+    ranks; yields the gathered rows of each round, in global order, on every rank. `fn` runs without
+    gradients, with torch's global RNG seeded by the group (so random noise inputs do not depend on the
+    number of ranks either)."""
     plan = ShardPlan(num_items, group_size or opts.batch_size, opts.num_gpus, opts.rank)
     with _progress(opts, num_items, desc) as bar:
         for k, indices in enumerate(plan.local_groups()):
-            with torch.no_grad():
+            # Torch's global RNG (the generator's noise inputs) seeded per group, the caller's state restored.
+            with torch.no_grad(), torch.random.fork_rng(devices=[opts.device] if opts.device.type == "cuda" else []):
+                torch.manual_seed(sample_seed(opts.seed, "torch", int(indices[0])))
                 out = fn(indices)
             rows = plan.gather(k, out)
             bar.update(rows.shape[0])

@@ -358,6 +358,20 @@ def test_equivariance_needs_the_input_transform(opts, images):
         metric_main.calc_metric("eqt50k_int", G=replay_generator(images), **opts)
 
 
+def test_equivariance_of_real_stylegan3_networks():
+    """Untrained StyleGAN3-R is rotation-equivariant, StyleGAN3-T much less so: the metric's rotation
+    convention agrees with the network's input transform."""
+    networks = pytest.importorskip("training.networks_stylegan3", reason="the StyleGAN3 networks are not in yet",
+                                   exc_type=ImportError)
+    eqr = {}
+    for cfg, kw in [("r", dict(conv_kernel=1, use_radial_filters=True)), ("t", {})]:
+        torch.manual_seed(0)
+        G = networks.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=32, img_channels=3, channel_base=256,
+                               channel_max=16, num_layers=4, magnitude_ema_beta=0.5 ** (32 / 20000), **kw).eval()
+        eqr[cfg] = metric_main.calc_metric("eqr50k", G=G, num=4, device="cpu").results.eqr50k
+    assert eqr["r"] > 55 and eqr["t"] < eqr["r"] - 15, eqr
+
+
 def _bandlimited(n: int, size: int, seed: int = 0) -> tuple[torch.Tensor, callable]:
     """Images [1, 2, size, size] sampled from a sum of low-frequency cosines, and the continuous function
     f(x, y) (pixel units, x = column) they were sampled from."""
