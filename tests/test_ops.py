@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from torch_utils.ops import bias_act, conv2d_gradfix, filtered_lrelu, upfirdn2d
+from torch_utils.ops import bias_act, conv2d_gradfix, conv2d_resample, filtered_lrelu, upfirdn2d
 
 IMPLS = ["ref", "cuda"]  # 'cuda' on CPU tensors must silently run the reference path
 
@@ -379,5 +379,67 @@ def test_conv2d_gradfix_disabled_is_functional(monkeypatch):
         y.sum().backward()
     assert w.grad is not None  # only the custom op honours no_weight_gradients
     assert torch.equal(y, F.conv2d(x, w, b, padding="same"))
+
+#----------------------------------------------------------------------------
+# conv2d_resample.
+
+def naive_conv2d_resample(x, w, f, up, down, padding, groups, flip_weight, flip_filter):
+    """The definition: upsample + pad + filter, valid convolution, filter + downsample."""
+    fw, fh = upfirdn2d._get_filter_size(f)
+    px0, px1, py0, py1 = upfirdn2d._parse_padding(padding)
+    if up > 1:
+        px0, px1, py0, py1 = px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2, py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2
+    if down > 1:
+        px0, px1, py0, py1 = px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2, py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2
+    z = naive_upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], flip_filter=flip_filter, gain=up ** 2)
+    z = F.conv2d(z, w if flip_weight else w.flip([2, 3]), groups=groups)
+    return naive_upfirdn2d(z, f, down=down, flip_filter=flip_filter) if down > 1 else z
+
+
+@pytest.mark.parametrize("gradfix", [False, True])
+def test_conv2d_resample_matches_definition(monkeypatch, gradfix):
+    monkeypatch.setattr(conv2d_gradfix, "enabled", gradfix)
+    torch.manual_seed(11)
+    f4 = upfirdn2d.setup_filter([1, 3, 3, 1]).double()
+    f5 = upfirdn2d.setup_filter(torch.rand(5, 4) + 0.1).double()
+    checked = 0
+    for up, down in [(1, 1), (2, 1), (1, 2), (2, 2), (3, 2)]:
+        for k in (1, 3, 2):
+            for groups, padding, f, flip_w, flip_f in [(1, k // 2, f4, True, False), (2, [1, 0, 2, -1], f5, False, True),
+                                                       (1, [0, 1], None, True, False)]:
+                x = torch.randn(2, 4, 7, 6, dtype=torch.float64)
+                w = torch.randn(6, 4 // groups, k, k, dtype=torch.float64)
+                args = (f, up, down, padding, groups, flip_w, flip_f)
+                try:
+                    ref = naive_conv2d_resample(x, w, *args)
+                except RuntimeError:  # empty output for this combination
+                    continue
+                y = conv2d_resample.conv2d_resample(x, w, f=f, up=up, down=down, padding=padding, groups=groups,
+                                                    flip_weight=flip_w, flip_filter=flip_f)
+                assert rel_err(y, ref) < 1e-12, (up, down, k, groups, padding)
+                checked += 1
+    assert checked >= 40
+
+
+def test_conv2d_resample_stylegan2_shapes_and_gradients(gradfix_on):
+    """StyleGAN2 uses 3x3 kernels, padding 1 and [1,3,3,1]: resolution doubles or halves; the
+    R1-style double backward reaches the weights."""
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    w = torch.randn(5, 4, 3, 3, requires_grad=True)
+    assert conv2d_resample.conv2d_resample(x, w, f=f, up=2, padding=1).shape == (2, 5, 16, 16)
+    y = conv2d_resample.conv2d_resample(x, w, f=f, down=2, padding=1)
+    assert y.shape == (2, 5, 4, 4)
+    (dx,) = torch.autograd.grad(y.square().sum(), [x], create_graph=True)
+    dx.square().sum().backward()
+    assert w.grad is not None and float(w.grad.abs().sum()) > 0
+
+
+def test_conv2d_resample_bad_arguments():
+    x = torch.zeros(1, 4, 8, 8)
+    with pytest.raises(ValueError, match="channels"):
+        conv2d_resample.conv2d_resample(x, torch.zeros(3, 3, 3, 3))
+    with pytest.raises(ValueError, match="up must be"):
+        conv2d_resample.conv2d_resample(x, torch.zeros(3, 4, 3, 3), up=[2, 2])
 
 #----------------------------------------------------------------------------
