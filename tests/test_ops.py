@@ -10,7 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from torch_utils.ops import bias_act, conv2d_gradfix, conv2d_resample, filtered_lrelu, upfirdn2d
+from torch_utils.ops import (
+    bias_act,
+    conv2d_gradfix,
+    conv2d_resample,
+    filtered_lrelu,
+    fma,
+    grid_sample_gradfix,
+    upfirdn2d,
+)
 
 IMPLS = ["ref", "cuda"]  # 'cuda' on CPU tensors must silently run the reference path
 
@@ -441,5 +449,30 @@ def test_conv2d_resample_bad_arguments():
         conv2d_resample.conv2d_resample(x, torch.zeros(3, 3, 3, 3))
     with pytest.raises(ValueError, match="up must be"):
         conv2d_resample.conv2d_resample(x, torch.zeros(3, 4, 3, 3), up=[2, 2])
+
+#----------------------------------------------------------------------------
+# fma, grid_sample_gradfix.
+
+def test_fma_broadcasts_and_differentiates():
+    torch.manual_seed(12)
+    a = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, 3, 1, 1, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(1, 3, 1, 1, dtype=torch.float64, requires_grad=True)
+    assert torch.allclose(fma.fma(a, b, c), a * b + c)
+    assert fma.fma(a, b, c).shape == a.shape
+    assert torch.autograd.gradcheck(fma.fma, (a, b, c))
+    assert torch.autograd.gradgradcheck(fma.fma, (a, b, c))
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_grid_sample_twice_differentiable(monkeypatch, enabled):
+    monkeypatch.setattr(grid_sample_gradfix, "enabled", enabled)
+    torch.manual_seed(13)
+    x = torch.randn(1, 2, 5, 4, dtype=torch.float64, requires_grad=True)
+    grid = (torch.rand(1, 3, 3, 2, dtype=torch.float64) * 2.2 - 1.1).requires_grad_()
+    y = grid_sample_gradfix.grid_sample(x, grid)
+    assert torch.equal(y, F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False))
+    assert torch.autograd.gradcheck(grid_sample_gradfix.grid_sample, (x, grid))
+    assert torch.autograd.gradgradcheck(grid_sample_gradfix.grid_sample, (x, grid))  # R1 through augmentation
 
 #----------------------------------------------------------------------------
