@@ -1,0 +1,97 @@
+"""avg_spectra.py (issue 5): stats, spectra of datasets and networks, heatmap and slice figures."""
+
+from __future__ import annotations
+
+import pickle
+
+import metrics_helpers as H
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from click.testing import CliRunner
+
+import avg_spectra
+
+SIZE = 32
+
+
+def sinusoid_images(n: int, kx: int, ky: int, channels: int = 3) -> np.ndarray:
+    """[n, SIZE, SIZE, C] uint8 images of cos(2 pi (kx x + ky y) / SIZE) with random phases."""
+    y, x = np.mgrid[0:SIZE, 0:SIZE]
+    rng = np.random.RandomState(0)
+    imgs = [128 + 100 * np.cos(2 * np.pi * (kx * x + ky * y) / SIZE + rng.uniform(0, 2 * np.pi)) for _ in range(n)]
+    return np.repeat(np.round(np.stack(imgs))[..., None], channels, axis=3).astype(np.uint8)
+
+
+def run(*args):
+    result = CliRunner().invoke(avg_spectra.main, list(args), catch_exceptions=False)
+    return result
+
+
+def test_spectrum_of_a_sinusoid_peaks_at_its_frequency(tmp_path):
+    kx, ky, interp = 5, 3, 4
+    data = H.write_dataset(str(tmp_path / "sine.zip"), sinusoid_images(6, kx, ky))
+    mean, std, n = avg_spectra.image_stats(avg_spectra.iter_images(data, None, torch.device("cpu")))
+    assert n == 6 and abs(mean) < 0.05 and std == pytest.approx(100 / 127.5 / np.sqrt(2), rel=0.05)
+    spectrum, size, n = avg_spectra.average_spectrum(avg_spectra.iter_images(data, None, torch.device("cpu")),
+                                                     mean=mean, std=std, interp=interp)
+    assert size == SIZE and n == 6 and spectrum.shape == (SIZE * interp, SIZE * interp)
+    c = SIZE * interp // 2
+    peak = np.unravel_index(np.argmax(spectrum), spectrum.shape)
+    assert peak in [(c + ky * interp, c + kx * interp), (c - ky * interp, c - kx * interp)]
+    # The two mirror peaks hold the power; far from them the spectrum is > 60 dB lower.
+    assert spectrum[c + ky * interp, c + kx * interp] == pytest.approx(spectrum[c - ky * interp, c - kx * interp])
+    assert spectrum[c + 8 * interp, c - 8 * interp] < spectrum.max() * 1e-6
+
+
+def test_white_noise_has_a_flat_unit_spectrum():
+    gen = torch.Generator().manual_seed(0)
+    noise = [torch.randn([8, 3, SIZE, SIZE], generator=gen) * 2 + 0.5 for _ in range(4)]
+    spectrum, _, n = avg_spectra.average_spectrum(iter(noise), mean=0.5, std=2, interp=2)
+    assert n == 32
+    assert spectrum.mean() == pytest.approx(1.0, rel=0.05)
+    assert 0.5 < np.median(spectrum) < 1.5
+
+
+def test_command_line_dataset_and_network(tmp_path, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    data = H.write_dataset(str(tmp_path / "tiny"), H.random_images(10, resolution=SIZE, seed=1))
+    snapshot = tmp_path / "network-snapshot-000000.pkl"
+    G = H.ToyGenerator(img_resolution=SIZE)
+    with open(snapshot, "wb") as f:
+        pickle.dump(dict(G=G, D=None, G_ema=G, augment_pipe=None, training_set_kwargs=None), f)
+
+    r = run("stats", f"--source={data}")
+    assert r.exit_code == 0 and "10 images: --mean=" in r.output, r.output
+    mean, std = (float(v.split("=")[1]) for v in r.output.split()[-2:])
+
+    real, fake = str(tmp_path / "real.npz"), str(tmp_path / "fake.npz")
+    r = run("calc", f"--source={data}", f"--dest={real}", f"--mean={mean}", f"--std={std}")
+    assert r.exit_code == 0, r.output
+    r = run("calc", f"--source={snapshot}", f"--dest={fake}", "--num=6", f"--mean={mean}", f"--std={std}",
+            "--interp=2")
+    assert r.exit_code == 0, r.output
+    with np.load(fake) as f:
+        assert f["spectrum"].shape == (SIZE * 2, SIZE * 2) and int(f["image_size"]) == SIZE
+        assert int(f["num_images"]) == 6
+
+    r = run("heatmap", real, f"--save={tmp_path / 'heat.png'}")
+    assert r.exit_code == 0, r.output
+    r = run("heatmap", fake)  # no display: written next to the .npz
+    assert r.exit_code == 0 and (tmp_path / "fake-heatmap.png").is_file(), r.output
+    r = run("slices", real, fake, f"--save={tmp_path / 'slices.png'}", "--smooth=1")
+    assert r.exit_code == 0, r.output
+    for name in ("heat.png", "fake-heatmap.png", "slices.png"):
+        with PIL.Image.open(tmp_path / name) as img:
+            assert img.format == "PNG" and img.size[0] > 300
+
+
+def test_one_line_errors(tmp_path):
+    for args, needle in [(["stats", f"--source={tmp_path / 'none.zip'}"], "Source not found"),
+                         (["calc", f"--source={tmp_path}", "--dest=x.png"], ".npz"),
+                         (["heatmap", str(tmp_path / "missing.npz")], "avg_spectra.py calc")]:
+        r = run(*args)
+        lines = [s for s in r.output.splitlines() if s.strip()]
+        assert r.exit_code == 1 and len(lines) == 1 and needle in lines[0], r.output
