@@ -1,0 +1,217 @@
+"""The pose-to-latent LSTM: learning a known pose -> W function, exact resume, the checkpoint and
+its generator identity, streaming inference and smoothing, validation on real poses."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import scipy.ndimage
+import torch
+from click.testing import CliRunner
+from pose_video_helpers import one_thread, pose_slice, save_snapshot, synthetic_pairs, tiny_generator, write_pose
+
+import dnnlib
+import train_pose_lstm
+from training import pose_lstm
+from utils.pose_features import load_pose, make_feature_spec
+
+#----------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, data_dir):
+    d = tmp_path_factory.mktemp("lstm")
+    G = tiny_generator(seed=0, resolution=16)
+    other = tiny_generator(seed=1, resolution=16)
+    pairs = d / "pairs"
+    synthetic_pairs(str(pairs), [str(data_dir / "testing-original.pose"), str(data_dir / "testing-reduced.pose")],
+                    num=12, w_dim=G.w_dim, num_ws=G.num_ws)
+    return {"G": G, "network": save_snapshot(G, str(d / "G.pkl")),
+            "other_network": save_snapshot(other, str(d / "G-other.pkl")), "pairs": str(pairs)}
+
+
+def options(setup, outdir, **kw):
+    base = dict(pairs=setup["pairs"], network=setup["network"], outdir=str(outdir), steps=6, batch=4, hidden=16,
+                window=16, val_every=3, val_fraction=0.25, device="cpu")
+    base.update(kw)
+    return pose_lstm.TrainOptions(**base)
+
+#----------------------------------------------------------------------------
+
+def test_learns_known_function_far_below_mean_predictor(setup, tmp_path):
+    res = pose_lstm.train_pose_lstm(options(setup, tmp_path / "run", steps=300, batch=8, hidden=64, window=32,
+                                            val_every=100, lr=2e-3), progress=False)
+    assert res["step"] == 300
+    assert res["val_mae"] < 0.35 * res["val_mean_predictor_mae"], res
+    # What was written: latest + best checkpoints, one stats line per validation, TensorBoard events.
+    files = os.listdir(tmp_path / "run")
+    assert {"lstm.pt", "lstm-best.pt", "stats.jsonl"} <= set(files)
+    assert any(f.startswith("events.out.tfevents") for f in files)
+    with open(tmp_path / "run" / "stats.jsonl") as f:
+        assert [json.loads(line)["step"] for line in f] == [100, 200, 300]
+    # The inference API reproduces the training-time evaluation.
+    model, spec, identity = pose_lstm.load_lstm(str(tmp_path / "run" / "lstm.pt"))
+    assert identity == pose_lstm.generator_identity(setup["G"])
+    assert spec == make_feature_spec()
+    pairs = pose_lstm.load_pairs(setup["pairs"], spec, setup["G"].w_dim, setup["G"].num_ws)
+    _, val = pose_lstm.split_pairs(pairs, 0.25, 0)
+    assert pose_lstm.evaluate_pairs(model, val, torch.device("cpu"))["mae"] == pytest.approx(res["val_mae"], rel=1e-5)
+
+
+def test_checkpoint_is_one_complete_dict(setup, tmp_path):
+    pose_lstm.train_pose_lstm(options(setup, tmp_path), progress=False)
+    ckpt = torch.load(tmp_path / "lstm.pt", weights_only=True)
+    for key in ("model", "model_config", "optimizer", "step", "config", "feature_spec", "generator", "rng"):
+        assert key in ckpt, key
+    assert ckpt["step"] == 6
+    assert set(ckpt["generator"]) >= {"w_dim", "num_ws", "hash"}
+    assert ckpt["model_config"]["num_layers"] == 4 and ckpt["model_config"]["out_features"] == setup["G"].w_dim
+    assert "optimizer" not in torch.load(tmp_path / "lstm-best.pt", weights_only=True)
+
+
+def test_resume_is_exact(setup, tmp_path):
+    pose_lstm.train_pose_lstm(options(setup, tmp_path / "straight"), progress=False)
+    pose_lstm.train_pose_lstm(options(setup, tmp_path / "split", steps=3), progress=False)
+    pose_lstm.train_pose_lstm(options(setup, tmp_path / "split", resume=True), progress=False)
+    a = torch.load(tmp_path / "straight" / "lstm.pt", weights_only=True)
+    b = torch.load(tmp_path / "split" / "lstm.pt", weights_only=True)
+    assert a["step"] == b["step"] == 6
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for (ka, sa), (kb, sb) in zip(a["optimizer"]["state"].items(), b["optimizer"]["state"].items()):
+        assert all(torch.equal(sa[n], sb[n]) for n in sa)
+    assert a["rng"]["numpy"] == b["rng"]["numpy"]
+
+
+def test_existing_run_needs_resume_and_same_generator(setup, tmp_path):
+    pose_lstm.train_pose_lstm(options(setup, tmp_path, steps=3), progress=False)
+    with pytest.raises(dnnlib.UserError, match="--resume"):
+        pose_lstm.train_pose_lstm(options(setup, tmp_path), progress=False)
+    with pytest.raises(dnnlib.UserError, match="another generator"):
+        pose_lstm.train_pose_lstm(options(setup, tmp_path, resume=True, network=setup["other_network"]),
+                                  progress=False)
+
+
+def test_ws_output_mode(setup, tmp_path):
+    pose_lstm.train_pose_lstm(options(setup, tmp_path, steps=2, val_every=2, out_mode="ws"), progress=False)
+    model, spec, _ = pose_lstm.load_lstm(str(tmp_path / "lstm.pt"))
+    G = setup["G"]
+    assert model.out_features == G.num_ws * G.w_dim
+    ws = pose_lstm.poses_to_ws(model, np.zeros((5, spec.num_features), np.float32))
+    assert ws.shape == (5, G.num_ws, G.w_dim)
+
+
+def test_validation_on_real_poses_and_augmentation(setup, data_dir, tmp_path):
+    val = tmp_path / "val"
+    val.mkdir()
+    write_pose(pose_slice(load_pose(data_dir / "testing-reduced.pose"), range(40, 44)), str(val / "real.pose"))
+    res = pose_lstm.train_pose_lstm(options(setup, tmp_path / "run", steps=2, val_every=2, val=str(val), val_frames=3,
+                                            augment_with_validation=True), progress=False)
+    for key in ("consistency/body_detection", "consistency/left_hand_detection", "consistency/right_hand_detection"):
+        assert key in res, res
+    assert res["consistency/body_detection"] == 0.0  # a random 16x16 generator shows nobody
+    # The render's estimated pose and its W were kept as a pair (without a person it cannot train).
+    aug = sorted(os.listdir(tmp_path / "run" / "augment"))
+    assert aug == ["000002-real.npy", "000002-real.pose"]
+    ws = np.load(tmp_path / "run" / "augment" / "000002-real.npy")
+    assert ws.shape == (3, setup["G"].num_ws, setup["G"].w_dim)
+    assert load_pose(tmp_path / "run" / "augment" / "000002-real.pose", require_hands=False).body.data.shape[0] == 3
+
+
+def test_augment_needs_val(setup, tmp_path):
+    with pytest.raises(dnnlib.UserError, match="--val"):
+        pose_lstm.train_pose_lstm(options(setup, tmp_path, augment_with_validation=True), progress=False)
+
+#----------------------------------------------------------------------------
+# Data.
+
+def test_windows_are_padded_and_masked(setup):
+    spec = make_feature_spec()
+    pairs = pose_lstm.load_pairs(setup["pairs"], spec, setup["G"].w_dim, setup["G"].num_ws)
+    window = max(len(p) for p in pairs) + 5  # longer than every pair: every window is padded
+    x, y, m = pose_lstm.sample_windows(pairs, 16, window, "w", np.random.default_rng(0))
+    assert x.shape == (16, window, spec.num_features) and y.shape == (16, window, setup["G"].w_dim)
+    assert set(m.sum(1).tolist()) <= {float(len(p)) for p in pairs}  # whole pairs (all frames have a body)
+    assert (x[m == 0] == 0).all() and (y[m == 0] == 0).all()
+    x, y, m = pose_lstm.sample_windows(pairs, 16, 8, "w", np.random.default_rng(0))
+    assert (m == 1).all() and (np.abs(x).sum(-1) > 0).all()  # short windows lie inside the pairs
+
+
+def test_mismatched_pairs_refused(setup, tmp_path):
+    spec = make_feature_spec()
+    shutil.copytree(setup["pairs"], tmp_path / "pairs")
+    w = np.load(tmp_path / "pairs" / "p000.npy")
+    np.save(tmp_path / "pairs" / "p000.npy", w[:-1])
+    with pytest.raises(dnnlib.UserError, match="frames"):
+        pose_lstm.load_pairs(str(tmp_path / "pairs"), spec, setup["G"].w_dim, setup["G"].num_ws)
+    with pytest.raises(dnnlib.UserError, match="another generator"):
+        pose_lstm.load_pairs(setup["pairs"], spec, setup["G"].w_dim + 1, setup["G"].num_ws)
+    with pytest.raises(dnnlib.UserError, match="No pairs"):
+        pose_lstm.load_pairs(str(tmp_path), spec, setup["G"].w_dim, setup["G"].num_ws)
+
+
+def test_cli_bad_input_is_one_line(setup, tmp_path):
+    result = CliRunner().invoke(train_pose_lstm.main, [f"--pairs={tmp_path / 'nope'}", f"--network={setup['network']}",
+                                                       f"--outdir={tmp_path / 'out'}", "--device=cpu"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Pairs folder not found" in lines[0], result.output
+
+#----------------------------------------------------------------------------
+# Inference helpers.
+
+def test_chunked_inference_equals_one_pass():
+    torch.manual_seed(0)
+    model = pose_lstm.PoseLSTM(10, 4, hidden=8, w_dim=4, num_ws=3).eval()
+    feats = np.random.default_rng(0).standard_normal((23, 10)).astype(np.float32)
+    whole = pose_lstm.poses_to_ws(model, feats, chunk=100)
+    parts = torch.cat(list(pose_lstm.iter_ws(model, feats, chunk=5)))
+    assert whole.shape == (23, 3, 4)
+    torch.testing.assert_close(parts, whole, rtol=1e-5, atol=1e-6)
+    assert torch.equal(whole[:, 0], whole[:, 2])  # mode 'w': one W for every layer
+    with pytest.raises(dnnlib.UserError):
+        pose_lstm.poses_to_ws(model, feats[:, :9])
+
+
+@pytest.mark.parametrize("sigma", [0.7, 2.0])
+@pytest.mark.parametrize("sizes", [[40], [1, 2, 3, 30, 4], [7, 1, 1, 1, 30]])
+def test_streaming_smoothing_matches_scipy(sigma, sizes):
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal((sum(sizes), 2, 3)).astype(np.float32))
+    chunks = list(torch.split(x, sizes))
+    got = torch.cat(list(pose_lstm.smooth_ws(iter(chunks), sigma)))
+    ref = scipy.ndimage.gaussian_filter1d(x.numpy().astype(np.float64), sigma, axis=0, mode="nearest", truncate=3.0)
+    assert got.shape == x.shape
+    np.testing.assert_allclose(got.numpy(), ref, atol=1e-5)
+    assert torch.equal(torch.cat(list(pose_lstm.smooth_ws(iter(chunks), 0))), x)
+
+
+def test_generator_identity_tells_generators_apart(setup):
+    a = pose_lstm.generator_identity(setup["G"])
+    assert a == pose_lstm.generator_identity(setup["G"])
+    b = pose_lstm.generator_identity(tiny_generator(seed=1, resolution=16))
+    assert a["hash"] != b["hash"]
+    pose_lstm.check_generator(a, a)
+    with pytest.raises(dnnlib.UserError, match="another generator"):
+        pose_lstm.check_generator(a, b)
+    with pytest.raises(dnnlib.UserError, match="w_dim"):
+        pose_lstm.check_generator(a, dict(b, w_dim=a["w_dim"] + 1))
+
+
+def test_load_lstm_refuses_other_files(tmp_path):
+    with pytest.raises(dnnlib.UserError, match="not found"):
+        pose_lstm.load_lstm(str(tmp_path / "missing.pt"))
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(dnnlib.UserError, match="not a pose-LSTM checkpoint"):
+        pose_lstm.load_lstm(str(tmp_path / "other.pt"))
+    (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04truncated")
+    with pytest.raises(dnnlib.UserError, match="Not a readable LSTM checkpoint"):
+        pose_lstm.load_lstm(str(tmp_path / "cut.pt"))
+
+#----------------------------------------------------------------------------

@@ -1,0 +1,66 @@
+"""Train the pose-to-latent LSTM on (pose, W) pairs made by `utils/make_animations.py`.
+
+    python train_pose_lstm.py --pairs=pairs --network=G.pkl --outdir=lstm-run [--steps=20000] \\
+        [--val=real-poses] [--augment-with-validation] [--resume]
+
+Writes `<outdir>/lstm.pt` (latest state: resumes exactly with `--resume`, and is what
+`gen_video.py --lstm` reads), `<outdir>/lstm-best.pt` (lowest validation MAE), `stats.jsonl` and
+TensorBoard logs. See `training/pose_lstm.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+import dnnlib
+
+#----------------------------------------------------------------------------
+
+@click.command()
+@click.option("--pairs", required=True, metavar="DIR", help="Folder of name.pose + name.npy pairs")
+@click.option("--network", required=True, metavar="PATH|URL", help="The generator the pairs were made with")
+@click.option("--outdir", required=True, metavar="DIR", help="Where to write the checkpoint and logs")
+@click.option("--steps", type=click.IntRange(min=1), default=20000, show_default=True, help="Training steps (total)")
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Windows per step")
+@click.option("--hidden", type=click.IntRange(min=1), default=512, show_default=True, help="Width of the LSTMs")
+@click.option("--layers", "num_layers", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Stacked LSTMs")
+@click.option("--window", type=click.IntRange(min=1), default=64, show_default=True, help="Frames per window")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate")
+@click.option("--out", "out_mode", type=click.Choice(["w", "ws"]), default="w", show_default=True,
+              help="Predict one W for all layers (w) or one per layer (ws)")
+@click.option("--val-fraction", type=float, default=0.1, show_default=True, help="Pairs held out for validation")
+@click.option("--val-every", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Steps between validations (and checkpoints)")
+@click.option("--val", metavar="DIR", default=None, help="Real poses: render them and measure pose consistency")
+@click.option("--val-frames", type=click.IntRange(min=1), default=100, show_default=True,
+              help="At most this many frames of each real pose")
+@click.option("--augment-with-validation", is_flag=True,
+              help="Add the renders of the real poses (re-estimated) to the training pairs")
+@click.option("--render-batch", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Frames per synthesis call when rendering validation poses")
+@click.option("--resume", is_flag=True, help="Continue the run in --outdir from its lstm.pt")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
+@dnnlib.util.cli_main
+def main(**kwargs) -> None:
+    """Train a pose-to-latent LSTM for a generator.
+
+    \b
+    python train_pose_lstm.py --pairs=pairs --network=G.pkl --outdir=lstm-run
+    python train_pose_lstm.py --pairs=pairs --network=G.pkl --outdir=lstm-run --resume --steps=40000"""
+    from training.pose_lstm import TrainOptions, train_pose_lstm
+    result = train_pose_lstm(TrainOptions(**kwargs))
+    if "val_mae" in result:
+        click.echo(f"Step {result['step']}: validation MAE {result['val_mae']:.4f} "
+                   f"(mean predictor {result['val_mean_predictor_mae']:.4f})")
+    click.echo(f"Wrote {result['checkpoint']}")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    main()
+
+#----------------------------------------------------------------------------

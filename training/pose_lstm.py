@@ -1,0 +1,736 @@
+"""The pose-to-latent LSTM: pose features in, generator W latents out, one per frame.
+
+Pairs of a pose sequence and the W sequence that produced it come from `utils/make_animations.py`
+(random smooth walks through W rendered by G, their poses estimated with MediaPipe). The model
+learns pose -> W; at inference `gen_video.py` maps a user's pose to W and G renders it.
+
+- `PoseLSTM`: Dense(hidden) -> 4 stacked LSTMs -> Dense(out). `out` is `w_dim` (one W, broadcast
+  to all of G's `num_ws` layers; mode 'w') or `num_ws * w_dim` (one W per layer; mode 'ws').
+- `load_pairs` / `sample_windows`: a folder of `name.pose` + `name.npy` pairs, cut into random
+  windows padded to one length with a mask.
+- `train_pose_lstm(TrainOptions)`: mean-absolute-error training with a validation split,
+  TensorBoard logs, one-dict checkpoints that resume exactly and, with real validation poses,
+  pose consistency of their renders (and, optionally, those renders as extra training pairs).
+- Inference: `load_lstm(path) -> (model, spec, identity)`, `check_generator(identity, G)`,
+  `iter_ws` / `poses_to_ws` (features -> W), `smooth_ws` (streaming temporal smoothing).
+
+A checkpoint records the generator it was trained for (`generator_identity`: `w_dim`, `num_ws`
+and a hash of its parameters and buffers); using it with another generator is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import warnings
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+import dnnlib
+from utils import pose_features
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "signstylegan-pose-lstm"
+CHECKPOINT_VERSION = 1
+OUT_MODES = ("w", "ws")
+
+#----------------------------------------------------------------------------
+# The model.
+
+class PoseLSTM(torch.nn.Module):
+    """Pose features `[N, T, in_features]` -> W latents `[N, T, out_features]`.
+
+    Dense(hidden) with SiLU, `num_layers` stacked unidirectional LSTMs, Dense(out_features).
+    The output layer predicts W in units of the training targets' per-dimension standard
+    deviation around their mean (buffers `w_mean`, `w_std`, set from the training pairs), so a
+    fresh model starts near the mean predictor. Unidirectional: a long sequence can be run in
+    chunks, carrying the LSTM state (see `iter_ws`)."""
+
+    def __init__(self, in_features: int, out_features: int, hidden: int = 512, num_layers: int = 4,
+                 w_dim: int | None = None, num_ws: int = 1, out_mode: str = "w"):
+        super().__init__()
+        if out_mode not in OUT_MODES:
+            raise ValueError(f"out_mode must be one of {OUT_MODES}, got {out_mode!r}")
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.hidden = int(hidden)
+        self.num_layers = int(num_layers)
+        self.out_mode = out_mode
+        self.num_ws = int(num_ws)
+        self.w_dim = int(w_dim if w_dim is not None else out_features)
+        expected = self.w_dim if out_mode == "w" else self.num_ws * self.w_dim
+        if self.out_features != expected:
+            raise ValueError(f"out_features={out_features} does not match out_mode={out_mode!r} "
+                             f"(w_dim={self.w_dim}, num_ws={self.num_ws})")
+        self.inp = torch.nn.Linear(self.in_features, self.hidden)
+        self.lstm = torch.nn.LSTM(self.hidden, self.hidden, num_layers=self.num_layers, batch_first=True)
+        self.out = torch.nn.Linear(self.hidden, self.out_features)
+        self.register_buffer("w_mean", torch.zeros(self.out_features))
+        self.register_buffer("w_std", torch.ones(self.out_features))
+
+    def config(self) -> dict[str, Any]:
+        return dict(in_features=self.in_features, out_features=self.out_features, hidden=self.hidden,
+                    num_layers=self.num_layers, w_dim=self.w_dim, num_ws=self.num_ws, out_mode=self.out_mode)
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """x `[N, T, in_features]` float -> (W `[N, T, out_features]`, LSTM state to continue from)."""
+        h = torch.nn.functional.silu(self.inp(x))
+        h, state = self.lstm(h, state)
+        return self.out(h) * self.w_std + self.w_mean, state
+
+    def to_ws(self, y: torch.Tensor) -> torch.Tensor:
+        """Model output `[..., out_features]` -> ws `[..., num_ws, w_dim]` (a broadcast view in mode 'w')."""
+        if self.out_mode == "w":
+            return y.unsqueeze(-2).expand(*y.shape[:-1], self.num_ws, self.w_dim)
+        return y.reshape(*y.shape[:-1], self.num_ws, self.w_dim)
+
+#----------------------------------------------------------------------------
+# The generator a model belongs to.
+
+def generator_identity(G: torch.nn.Module) -> dict[str, Any]:
+    """What an LSTM checkpoint records about its generator: `w_dim`, `num_ws`, `img_resolution`
+    and `hash`, a SHA-256 over the names, shapes, dtypes and values of G's parameters and buffers."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(G.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return {"w_dim": int(G.w_dim), "num_ws": int(G.num_ws), "img_resolution": int(G.img_resolution),
+            "hash": h.hexdigest()}
+
+
+def check_generator(identity: dict[str, Any], G_identity: dict[str, Any], lstm_name: str = "the LSTM",
+                    network_name: str = "the network") -> None:
+    """Raise `dnnlib.UserError` unless an LSTM's recorded generator is `G_identity` (see `generator_identity`)."""
+    for key in ("w_dim", "num_ws"):
+        if int(identity.get(key, -1)) != int(G_identity[key]):
+            raise dnnlib.UserError(f"{lstm_name} was trained for another generator ({key} {identity.get(key)}, "
+                                   f"{network_name} has {G_identity[key]}); use the LSTM trained for this network "
+                                   f"or train one with train_pose_lstm.py")
+    if identity.get("hash") != G_identity["hash"]:
+        raise dnnlib.UserError(f"{lstm_name} was trained for another generator (parameter hash "
+                               f"{str(identity.get('hash'))[:12]}, {network_name} has {G_identity['hash'][:12]}); "
+                               f"use the LSTM trained for this network or train one with train_pose_lstm.py")
+
+#----------------------------------------------------------------------------
+# Paired data: name.pose (MediaPipe Holistic of the render) + name.npy (W per frame).
+
+@dataclasses.dataclass
+class Pair:
+    """One (pose, W) sequence. `feats` `[T, F]` float32; `ws` `[T, num_ws, w_dim]` (possibly a
+    read-only memory map); `valid` `[T]` bool, frames where the pose has a body (the others are
+    left out of the loss: there is no pose to learn from)."""
+    name: str
+    feats: np.ndarray
+    ws: np.ndarray
+    valid: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.feats.shape[0])
+
+
+def _body_presence_column(spec: pose_features.FeatureSpec) -> int | None:
+    names = [c for c, _ in spec.components]
+    if not spec.presence or pose_features.BODY not in names:
+        return None
+    return spec.num_coords + names.index(pose_features.BODY)
+
+
+def make_pair(name: str, pose, ws: np.ndarray, spec: pose_features.FeatureSpec, w_dim: int, num_ws: int,
+              where: str) -> Pair | None:
+    """A Pair from a pose and its W sequence; None (logged) when the pose has no usable person.
+    Raises `dnnlib.UserError` when the lengths or the W shape do not fit."""
+    if ws.ndim != 3 or ws.shape[1:] != (num_ws, w_dim):
+        raise dnnlib.UserError(f"{where}: W sequence has shape {list(ws.shape)}, but the generator needs "
+                               f"[T, {num_ws}, {w_dim}]; these pairs were made with another generator")
+    try:
+        feats = pose_features.features_from_pose(pose, spec, name=where)
+    except dnnlib.UserError as e:
+        log.warning("Skipping pair %s: %s", name, e)
+        return None
+    if feats.shape[0] != ws.shape[0]:
+        raise dnnlib.UserError(f"{where}: the pose has {feats.shape[0]} frames but the W sequence {ws.shape[0]}; "
+                               f"re-create the pair (delete both files and re-run make_animations.py)")
+    col = _body_presence_column(spec)
+    valid = feats[:, col] > 0 if col is not None else np.ones(len(feats), bool)
+    if not valid.any():
+        log.warning("Skipping pair %s: no body found in any frame", name)
+        return None
+    return Pair(name=name, feats=feats, ws=ws, valid=valid)
+
+
+def load_pairs(dirname: str, spec: pose_features.FeatureSpec, w_dim: int, num_ws: int,
+               progress: bool | None = None) -> list[Pair]:
+    """Every `name.pose` + `name.npy` in `dirname` (sorted by name) as Pairs.
+
+    Pairs whose pose has no person (no shoulders in any frame) are skipped with a warning.
+    Raises `dnnlib.UserError` when the folder is missing or holds no usable pair."""
+    from tqdm import tqdm
+    if not os.path.isdir(dirname):
+        raise dnnlib.UserError(f"Pairs folder not found: {dirname}")
+    npys = {os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(dirname, "*.npy"))}
+    poses = {os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(dirname, "*.pose"))}
+    names = sorted(npys & poses)
+    if npys - poses:
+        log.warning("%d W sequences in %s have no .pose yet (run utils/make_animations.py --estimate-only)",
+                    len(npys - poses), dirname)
+    if not names:
+        raise dnnlib.UserError(f"No pairs in {dirname}: expected name.pose + name.npy files, as "
+                               f"utils/make_animations.py writes them")
+    pairs = []
+    disable = None if progress is None else not progress
+    for name in tqdm(names, desc="loading pairs", unit="pair", disable=disable, leave=False):
+        pair = _read_pair(dirname, name, spec, w_dim, num_ws)
+        if pair is not None:
+            pairs.append(pair)
+    if not pairs:
+        raise dnnlib.UserError(f"None of the {len(names)} pairs in {dirname} has a person in its pose; "
+                               f"the generator's renders must show the signer for MediaPipe to find")
+    if len(pairs) < len(names):
+        log.warning("Using %d of %d pairs in %s", len(pairs), len(names), dirname)
+    return pairs
+
+
+def _read_pair(dirname: str, name: str, spec: pose_features.FeatureSpec, w_dim: int, num_ws: int) -> Pair | None:
+    npy_path = os.path.join(dirname, name + ".npy")
+    try:
+        ws = np.load(npy_path, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        raise dnnlib.UserError(f"Cannot read W sequence {npy_path}: {e}") from None
+    pose = pose_features.load_pose(os.path.join(dirname, name + ".pose"), require_hands=False)
+    return make_pair(name, pose, ws, spec, w_dim, num_ws, where=os.path.join(dirname, name))
+
+
+def _targets(ws: np.ndarray, out_mode: str) -> np.ndarray:
+    """ws `[T, num_ws, w_dim]` -> training targets `[T, out_features]` float32."""
+    if out_mode == "w":
+        return np.array(ws[:, 0], dtype=np.float32)
+    return np.array(ws, dtype=np.float32).reshape(ws.shape[0], -1)
+
+
+def split_pairs(pairs: Sequence[Pair], val_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """A seeded split by pair (never inside a sequence): about `val_fraction` of the pairs (at least
+    one when the fraction is positive and there are two or more) go to validation."""
+    if not 0 <= val_fraction < 1:
+        raise dnnlib.UserError(f"Bad validation fraction {val_fraction}; use 0 <= fraction < 1")
+    n = len(pairs)
+    num_val = 0 if val_fraction == 0 else min(n - 1, max(1, int(round(n * val_fraction))))
+    if val_fraction > 0 and num_val == 0:
+        raise dnnlib.UserError(f"Only {n} pair: need at least 2 to hold one out for validation "
+                               f"(or set the validation fraction to 0)")
+    order = np.random.default_rng([seed, 1]).permutation(n)
+    val_idx = set(order[:num_val].tolist())
+    train = [p for i, p in enumerate(pairs) if i not in val_idx]
+    val = [p for i, p in enumerate(pairs) if i in val_idx]
+    return train, val
+
+
+def sample_windows(pairs: Sequence[Pair], batch: int, window: int, out_mode: str, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A batch of random windows: pairs drawn with probability proportional to their length, a
+    start drawn uniformly; shorter sequences are zero-padded.
+
+    Returns x `[batch, window, F]`, y `[batch, window, out_features]` (float32) and the loss
+    mask `[batch, window]` (float32: 1 on real frames with a body, 0 on padding)."""
+    lengths = np.array([len(p) for p in pairs], dtype=np.float64)
+    choice = rng.choice(len(pairs), size=batch, p=lengths / lengths.sum())
+    num_feats = pairs[0].feats.shape[1]
+    out_dim = _targets(pairs[0].ws[:1], out_mode).shape[1]
+    x = np.zeros((batch, window, num_feats), np.float32)
+    y = np.zeros((batch, window, out_dim), np.float32)
+    m = np.zeros((batch, window), np.float32)
+    for b, i in enumerate(choice):
+        p = pairs[i]
+        start = int(rng.integers(0, max(1, len(p) - window + 1)))
+        stop = min(len(p), start + window)
+        n = stop - start
+        x[b, :n] = p.feats[start:stop]
+        y[b, :n] = _targets(p.ws[start:stop], out_mode)
+        m[b, :n] = p.valid[start:stop]
+    return x, y, m
+
+
+def target_stats(pairs: Sequence[Pair], out_mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and standard deviation of the targets over the valid frames of `pairs`."""
+    total, total_sq, count = 0.0, 0.0, 0
+    for p in pairs:
+        y = _targets(p.ws, out_mode)[p.valid].astype(np.float64)
+        total = total + y.sum(0)
+        total_sq = total_sq + np.square(y).sum(0)
+        count += len(y)
+    mean = total / max(count, 1)
+    std = np.sqrt(np.maximum(total_sq / max(count, 1) - mean ** 2, 0))
+    return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
+
+#----------------------------------------------------------------------------
+# Checkpoints: one dict, written atomically.
+
+def make_checkpoint(model: PoseLSTM, spec: pose_features.FeatureSpec, identity: dict[str, Any],
+                    **extra: Any) -> dict[str, Any]:
+    """The checkpoint dict: model config and state (on the CPU), feature spec, generator identity,
+    plus `extra` entries (training state: `step`, `config`, `optimizer`, `rng`, ...)."""
+    ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model_config": model.config(),
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "feature_spec": spec.to_dict(), "generator": dict(identity)}
+    ckpt.update(extra)
+    return ckpt
+
+
+def save_checkpoint(path: str, ckpt: dict[str, Any]) -> None:
+    """Write a checkpoint dict atomically (complete or not at all)."""
+    try:
+        with dnnlib.util.atomic_write(path, "wb") as f:
+            torch.save(ckpt, f)
+    except OSError as e:
+        raise dnnlib.UserError(f"Cannot write LSTM checkpoint {path}: {e.strerror or e}") from None
+
+
+def read_checkpoint(path: str) -> dict[str, Any]:
+    """Read an LSTM checkpoint (tensors and plain data only: no code runs). Raises
+    `dnnlib.UserError` when the file is missing or is not one."""
+    if not os.path.isfile(path):
+        raise dnnlib.UserError(f"LSTM checkpoint not found: {path}")
+    try:
+        with warnings.catch_warnings():  # torch's remarks about the pickle protocol of a file that is not ours
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated file, a pickle with code, anything torch cannot read as data
+        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise dnnlib.UserError(f"Not a readable LSTM checkpoint: {path} ({first})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise dnnlib.UserError(f"{path} is not a pose-LSTM checkpoint (train one with train_pose_lstm.py)")
+    if int(ckpt.get("version", -1)) != CHECKPOINT_VERSION:
+        raise dnnlib.UserError(f"{path} is a version {ckpt.get('version')} pose-LSTM checkpoint; this code "
+                               f"reads version {CHECKPOINT_VERSION}")
+    return ckpt
+
+
+def build_model(ckpt: dict[str, Any], path: str = "the checkpoint") -> PoseLSTM:
+    try:
+        model = PoseLSTM(**ckpt["model_config"])
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise dnnlib.UserError(f"Damaged pose-LSTM checkpoint {path}: {type(e).__name__}: "
+                               f"{str(e).splitlines()[0][:120]}") from None
+    return model
+
+
+def load_lstm(path: str, device: torch.device | str = "cpu"
+              ) -> tuple[PoseLSTM, pose_features.FeatureSpec, dict[str, Any]]:
+    """Load a trained pose LSTM for inference.
+
+    Returns `(model, spec, identity)`: the model in eval mode on `device`, the pose feature spec
+    it was trained with (apply it with `pose_features.features_from_pose`) and the identity of its
+    generator (compare with `check_generator(identity, generator_identity(G))` before use)."""
+    ckpt = read_checkpoint(path)
+    model = build_model(ckpt, path).to(device).eval().requires_grad_(False)
+    spec = pose_features.FeatureSpec.from_dict(ckpt["feature_spec"])
+    if spec.num_features != model.in_features:
+        raise dnnlib.UserError(f"Damaged pose-LSTM checkpoint {path}: its feature spec has {spec.num_features} "
+                               f"features, its model {model.in_features}")
+    return model, spec, dict(ckpt["generator"])
+
+#----------------------------------------------------------------------------
+# Inference: features -> W, streamed in chunks.
+
+@torch.no_grad()
+def iter_ws(model: PoseLSTM, features: np.ndarray | torch.Tensor, chunk: int = 256,
+            device: torch.device | str | None = None) -> Iterator[torch.Tensor]:
+    """Yield ws `[n, num_ws, w_dim]` float32 for consecutive chunks of `features` `[T, F]`,
+    carrying the LSTM state between chunks (the result equals one pass over the whole sequence)."""
+    device = next(model.parameters()).device if device is None else torch.device(device)
+    feats = torch.as_tensor(np.asarray(features, dtype=np.float32) if not isinstance(features, torch.Tensor)
+                            else features, dtype=torch.float32)
+    if feats.ndim != 2 or feats.shape[1] != model.in_features:
+        raise dnnlib.UserError(f"Pose features of shape {list(feats.shape)} do not fit the LSTM "
+                               f"([T, {model.in_features}])")
+    state = None
+    for start in range(0, feats.shape[0], chunk):
+        y, state = model(feats[start:start + chunk].to(device).unsqueeze(0), state)
+        yield model.to_ws(y[0])
+
+
+def poses_to_ws(model: PoseLSTM, features: np.ndarray | torch.Tensor, chunk: int = 256,
+                device: torch.device | str | None = None) -> torch.Tensor:
+    """Pose features `[T, F]` -> ws `[T, num_ws, w_dim]` float32 (contiguous) on the model's device."""
+    parts = [ws.contiguous() for ws in iter_ws(model, features, chunk, device)]
+    if not parts:
+        raise dnnlib.UserError("No pose frames to map to latents")
+    return torch.cat(parts)
+
+
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    radius = int(3 * sigma + 0.5)
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (t / sigma) ** 2)
+    return (k / k.sum()).astype(np.float32)
+
+
+def smooth_ws(chunks: Iterable[torch.Tensor], sigma: float) -> Iterator[torch.Tensor]:
+    """Gaussian smoothing over time of a stream of `[n, ...]` chunks: standard deviation `sigma`
+    frames, kernel radius `int(3 sigma + 0.5)`, edges extended with the first/last frame (what
+    `scipy.ndimage.gaussian_filter1d(mode='nearest')` computes on the whole sequence). Yields chunks
+    of the same total length, holding back only the kernel radius. `sigma <= 0` passes through."""
+    if sigma <= 0:
+        yield from chunks
+        return
+    kernel = gaussian_kernel(sigma)
+    r = (len(kernel) - 1) // 2
+    left: torch.Tensor | None = None      # r frames of context before the first pending frame
+    pending: torch.Tensor | None = None   # frames received but not yet emitted
+    k = None
+
+    def filt(x: torch.Tensor) -> torch.Tensor:  # 'valid' correlation along dim 0
+        out = torch.zeros((x.shape[0] - 2 * r,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
+        for i in range(2 * r + 1):
+            out += k[i] * x[i:i + out.shape[0]]
+        return out
+
+    for chunk in chunks:
+        if chunk.shape[0] == 0:
+            continue
+        if k is None:
+            k = torch.as_tensor(kernel, dtype=chunk.dtype, device=chunk.device)
+            left = chunk[:1].expand(r, *chunk.shape[1:])
+        pending = chunk if pending is None else torch.cat([pending, chunk])
+        ready = pending.shape[0] - r
+        if ready > 0:
+            x = torch.cat([left, pending])
+            yield filt(x)
+            left = x[ready:ready + r]
+            pending = pending[ready:]
+    if pending is not None and pending.shape[0] > 0:
+        x = torch.cat([left, pending, pending[-1:].expand(r, *pending.shape[1:])])
+        yield filt(x)
+
+#----------------------------------------------------------------------------
+# Training.
+
+@dataclasses.dataclass
+class TrainOptions:
+    """Settings of a training run (saved in the checkpoint as `config`)."""
+    pairs: str
+    network: str
+    outdir: str
+    steps: int = 20000
+    batch: int = 32
+    hidden: int = 512
+    num_layers: int = 4
+    window: int = 64
+    lr: float = 1e-3
+    grad_clip: float = 1.0
+    out_mode: str = "w"
+    val_fraction: float = 0.1
+    val_every: int = 500
+    val: str | None = None                 # folder of real poses (render + re-estimate + consistency)
+    val_frames: int = 100                  # at most this many frames of each real pose
+    augment_with_validation: bool = False
+    render_batch: int = 4
+    resume: bool = False
+    seed: int = 0
+    device: str = "auto"
+
+    # Options that define the run; on resume the checkpoint's values are kept.
+    RUN_KEYS = ("pairs", "batch", "hidden", "num_layers", "window", "lr", "grad_clip", "out_mode", "val_fraction",
+                "val_every", "val", "val_frames", "augment_with_validation", "render_batch", "seed")
+
+    def check(self) -> None:
+        for key in ("steps", "batch", "hidden", "num_layers", "window", "val_every", "val_frames", "render_batch"):
+            if int(getattr(self, key)) < 1:
+                raise dnnlib.UserError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(self, key)}")
+        if self.out_mode not in OUT_MODES:
+            raise dnnlib.UserError(f"Unknown output mode {self.out_mode!r}; use 'w' (one W for all layers) or 'ws'")
+        if not self.lr > 0:
+            raise dnnlib.UserError(f"--lr must be positive, got {self.lr}")
+        if self.augment_with_validation and not self.val:
+            raise dnnlib.UserError("--augment-with-validation needs --val=DIR of real poses")
+        if self.val and not os.path.isdir(self.val):
+            raise dnnlib.UserError(f"Validation pose folder not found: {self.val}")
+
+
+def _masked_mae(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error over the masked-in frames and all output dimensions."""
+    err = (pred - target).abs().mean(-1)
+    return (err * mask).sum() / mask.sum().clamp(min=1)
+
+
+@torch.no_grad()
+def evaluate_pairs(model: PoseLSTM, pairs: Sequence[Pair], device: torch.device) -> dict[str, float]:
+    """MAE of the model on whole sequences (each from its first frame) and of the mean predictor
+    (the training targets' mean, `model.w_mean`), over the valid frames of `pairs`."""
+    was_training = model.training
+    model.eval()
+    err = base = 0.0
+    count = 0
+    for p in pairs:
+        x = torch.from_numpy(p.feats).to(device).unsqueeze(0)
+        y = torch.from_numpy(_targets(p.ws, model.out_mode)).to(device)
+        m = torch.from_numpy(p.valid).to(device)
+        pred, _ = model(x)
+        err += float((pred[0] - y).abs().mean(-1)[m].sum())
+        base += float((model.w_mean - y).abs().mean(-1)[m].sum())
+        count += int(m.sum())
+    model.train(was_training)
+    return {"mae": err / max(count, 1), "mean_predictor_mae": base / max(count, 1), "frames": count}
+
+
+def _rng_state(rng: np.random.Generator, device: torch.device) -> dict[str, Any]:
+    state = {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(rng: np.random.Generator, state: dict[str, Any], device: torch.device) -> None:
+    rng.bit_generator.state = state["numpy"]
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _load_real_poses(dirname: str, spec: pose_features.FeatureSpec, max_frames: int) -> list[tuple[str, Any, np.ndarray]]:
+    """(name, pose cut to `max_frames`, features) for every usable `.pose` in `dirname`."""
+    from pose_format import Pose
+    paths = sorted(glob.glob(os.path.join(dirname, "*.pose")))
+    if not paths:
+        raise dnnlib.UserError(f"No .pose files in the validation folder {dirname}")
+    out = []
+    for path in paths:
+        pose = pose_features.load_pose(path)
+        if pose.body.data.shape[0] > max_frames:
+            pose = Pose(pose.header, pose.body.select_frames(list(range(max_frames))))
+        feats = pose_features.features_from_pose(pose, spec, name=path)
+        out.append((os.path.splitext(os.path.basename(path))[0], pose, feats))
+    return out
+
+
+def validate_real_poses(G: torch.nn.Module, model: PoseLSTM, real: Sequence[tuple[str, Any, np.ndarray]],
+                        device: torch.device, batch: int = 4, augment_dir: str | None = None, step: int = 0
+                        ) -> dict[str, Any]:
+    """Render real poses through the LSTM and G, re-estimate the renders' poses with MediaPipe and
+    measure pose consistency against the real poses (`metrics.pose_consistency`).
+
+    With `augment_dir`, each render's estimated pose and its W sequence are also written there as
+    a pair `<step:06d>-<name>.pose/.npy` (atomic), for the training set. Returns the figures
+    averaged over poses, weighted by frames (`<component>_mae`, `<component>_detection`)."""
+    from gen_video import render_frames
+    from metrics.pose_consistency import COMPONENT_KEYS, pose_consistency
+    from utils.pose_estimation import estimate_frames_pose, write_pose
+
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    res = int(G.img_resolution)
+    try:
+        for name, pose, feats in real:
+            ws = poses_to_ws(model, feats, device=device)
+            frames = (f for b in render_frames(G, iter([ws]), batch=batch, device=device) for f in b)
+            est = estimate_frames_pose(frames, fps=float(pose.body.fps), width=res, height=res,
+                                       num_frames=len(ws), desc=f"validation {name}")
+            fig = pose_consistency(pose, est)
+            for key in COMPONENT_KEYS.values():
+                for what in ("mae", "detection"):
+                    v = fig[f"{key}_{what}"]
+                    if v is not None:
+                        sums[f"{key}_{what}"] = sums.get(f"{key}_{what}", 0.0) + v * fig["num_frames"]
+                        weights[f"{key}_{what}"] = weights.get(f"{key}_{what}", 0.0) + fig["num_frames"]
+            if augment_dir is not None:
+                stem = os.path.join(augment_dir, f"{step:06d}-{name}")
+                with dnnlib.util.atomic_write(stem + ".npy", "wb") as f:
+                    np.save(f, ws.cpu().numpy().astype(np.float32))
+                write_pose(est, stem + ".pose")
+    finally:
+        model.train(was_training)
+    out: dict[str, Any] = {k: sums[k] / weights[k] for k in sums}
+    out["poses"] = len(real)
+    return out
+
+
+def _augment_pairs(augment_dir: str, up_to_step: int, spec, w_dim: int, num_ws: int) -> list[Pair]:
+    """The augmentation pairs written at validation steps <= `up_to_step`, in (step, name) order."""
+    pairs = []
+    for path in sorted(glob.glob(os.path.join(augment_dir, "*.npy"))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        m = re.match(r"(\d{6})-", name)
+        if m is None or int(m.group(1)) > up_to_step or not os.path.isfile(os.path.join(augment_dir, name + ".pose")):
+            continue
+        pair = _read_pair(augment_dir, name, spec, w_dim, num_ws)
+        if pair is not None:
+            pairs.append(pair)
+    return pairs
+
+
+def _merge_resume_config(opts: TrainOptions, saved: dict[str, Any]) -> TrainOptions:
+    merged = dataclasses.replace(opts)
+    for key in TrainOptions.RUN_KEYS:
+        if key in saved and saved[key] != getattr(opts, key):
+            log.warning("Resuming: keeping the checkpoint's %s=%r (given %r)", key, saved[key], getattr(opts, key))
+            setattr(merged, key, saved[key])
+    return merged
+
+
+def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[str, Any]:
+    """Train (or, with `opts.resume`, continue training) a pose LSTM; see the module docstring.
+
+    Writes `<outdir>/lstm.pt` (the latest state, for resuming and inference), `<outdir>/lstm-best.pt`
+    (the model with the lowest validation MAE, without optimizer state), TensorBoard events and
+    `stats.jsonl` (one line per validation) to `opts.outdir`. Returns the last validation's figures
+    (`val_mae`, `val_mean_predictor_mae`, ...) and `step`."""
+    from tqdm import tqdm
+
+    from gen_images import load_generator
+    from torch_utils import misc
+
+    opts.check()
+    device = misc.get_device(opts.device)
+    ckpt_path = os.path.join(opts.outdir, "lstm.pt")
+    resumed = None
+    if opts.resume:
+        resumed = read_checkpoint(ckpt_path)
+        opts = _merge_resume_config(opts, resumed["config"])
+    elif os.path.exists(ckpt_path):
+        raise dnnlib.UserError(f"{ckpt_path} exists; pass --resume to continue that run or choose another --outdir")
+    try:
+        os.makedirs(opts.outdir, exist_ok=True)
+    except OSError as e:
+        raise dnnlib.UserError(f"Cannot create output folder {opts.outdir}: {e.strerror or e}") from None
+
+    log.info("Loading generator %s", opts.network)
+    G = load_generator(opts.network, device)
+    identity = generator_identity(G)
+    if resumed is not None:
+        check_generator(resumed["generator"], identity, ckpt_path, opts.network)
+        spec = pose_features.FeatureSpec.from_dict(resumed["feature_spec"])
+    else:
+        spec = pose_features.make_feature_spec()
+
+    pairs = load_pairs(opts.pairs, spec, identity["w_dim"], identity["num_ws"], progress=progress)
+    train_pairs, val_pairs = split_pairs(pairs, opts.val_fraction, opts.seed)
+    log.info("%d training pairs (%d frames), %d validation pairs", len(train_pairs),
+             sum(len(p) for p in train_pairs), len(val_pairs))
+    real = _load_real_poses(opts.val, spec, opts.val_frames) if opts.val else []
+    augment_dir = os.path.join(opts.outdir, "augment") if opts.augment_with_validation else None
+
+    model = PoseLSTM(spec.num_features, identity["w_dim"] * (1 if opts.out_mode == "w" else identity["num_ws"]),
+                     hidden=opts.hidden, num_layers=opts.num_layers, w_dim=identity["w_dim"],
+                     num_ws=identity["num_ws"], out_mode=opts.out_mode).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr)
+    rng = np.random.default_rng([opts.seed, 2])
+    torch.manual_seed(opts.seed)
+    step, best = 0, math.inf
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        _set_rng_state(rng, resumed["rng"], device)
+        step = int(resumed["step"])
+        best = float(resumed.get("best_val_mae", math.inf))
+        if augment_dir is not None:
+            train_pairs = train_pairs + _augment_pairs(augment_dir, step, spec, identity["w_dim"], identity["num_ws"])
+        log.info("Resuming %s at step %d", ckpt_path, step)
+    else:
+        mean, std = target_stats(train_pairs, opts.out_mode)
+        model.w_mean.copy_(torch.from_numpy(mean))
+        model.w_std.copy_(torch.from_numpy(std))
+
+    config = dataclasses.asdict(opts)
+    config.pop("resume")
+
+    def checkpoint(with_optimizer: bool = True) -> dict[str, Any]:
+        extra: dict[str, Any] = {"step": step, "config": config, "best_val_mae": best}
+        if with_optimizer:
+            extra.update(optimizer=optimizer.state_dict(), rng=_rng_state(rng, device))
+        return make_checkpoint(model, spec, identity, **extra)
+
+    stats_path = os.path.join(opts.outdir, "stats.jsonl")
+    if resumed is not None:
+        _truncate_stats(stats_path, step)
+    writer = _summary_writer(opts.outdir)
+    result: dict[str, Any] = {"step": step}
+    model.train()
+    bar = tqdm(total=opts.steps, initial=step, desc="training", unit="step",
+               disable=None if progress is None else not progress)
+    try:
+        while step < opts.steps:
+            x, y, m = (torch.from_numpy(a).to(device) for a in sample_windows(train_pairs, opts.batch, opts.window,
+                                                                           opts.out_mode, rng))
+            pred, _ = model(x)
+            loss = _masked_mae(pred, y, m)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if opts.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
+            optimizer.step()
+            step += 1
+            bar.update(1)
+            if writer is not None:
+                writer.add_scalar("Loss/train_mae", loss.item(), step)
+            if step % opts.val_every != 0 and step != opts.steps:
+                continue
+
+            # Validation, augmentation, checkpoint (in this order, so that a resume sees the same data).
+            result = {"step": step, "train_mae": loss.item()}
+            if val_pairs:
+                ev = evaluate_pairs(model, val_pairs, device)
+                result.update(val_mae=ev["mae"], val_mean_predictor_mae=ev["mean_predictor_mae"])
+            if real:
+                fig = validate_real_poses(G, model, real, device, batch=opts.render_batch,
+                                          augment_dir=augment_dir, step=step)
+                result.update({f"consistency/{k}": v for k, v in fig.items()})
+                if augment_dir is not None:
+                    new = [p for p in _augment_pairs(augment_dir, step, spec, identity["w_dim"], identity["num_ws"])
+                           if p.name.startswith(f"{step:06d}-")]
+                    train_pairs = train_pairs + new
+                    result["augment_pairs"] = len(new)
+            log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                                    for k, v in result.items() if k != "step"))
+            if writer is not None:
+                for k, v in result.items():
+                    if k != "step" and isinstance(v, (int, float)):
+                        writer.add_scalar(k if "/" in k else f"Val/{k}", v, step)
+                writer.flush()
+            with open(stats_path, "a") as f:
+                f.write(json.dumps(result) + "\n")
+            if "val_mae" in result and result["val_mae"] < best:
+                best = result["val_mae"]
+                save_checkpoint(os.path.join(opts.outdir, "lstm-best.pt"), checkpoint(with_optimizer=False))
+            save_checkpoint(ckpt_path, checkpoint())
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    result["checkpoint"] = ckpt_path
+    return result
+
+
+def _truncate_stats(path: str, step: int) -> None:
+    """Drop the lines of `stats.jsonl` written after `step` (by a run that stopped before its next checkpoint)."""
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        lines = [line for line in f if line.strip()]
+    keep = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    if len(keep) != len(lines):
+        with dnnlib.util.atomic_write(path, "w") as f:
+            f.writelines(keep)
+
+
+def _summary_writer(outdir: str):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:
+        log.warning("TensorBoard logging is off (%s)", e)
+        return None
+    return SummaryWriter(outdir)
+
+#----------------------------------------------------------------------------
