@@ -1,0 +1,244 @@
+"""gen_video.py: pose mode (frame count and rate of the written video, side-by-side, consistency
+JSON, refusals that leave no output) and latent-walk mode; the rendering and walk helpers."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from pose_video_helpers import (
+    one_thread,
+    pose_slice,
+    pose_without_hands,
+    save_snapshot,
+    tiny_generator,
+    tiny_lstm,
+    write_pose,
+)
+
+import dnnlib
+import gen_video
+from utils.pose_features import load_pose
+from utils.video_io import read_video, video_info
+
+#----------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    G = tiny_generator(seed=0, resolution=16)
+    other = tiny_generator(seed=1, resolution=16)
+    return {
+        "G": G,
+        "network": save_snapshot(G, str(d / "G.pkl")),
+        "other_network": save_snapshot(other, str(d / "G-other.pkl")),
+        "lstm": tiny_lstm(G, str(d / "lstm.pt")),
+        "other_lstm": tiny_lstm(other, str(d / "lstm-other.pt")),
+    }
+
+
+def run(args):
+    result = CliRunner().invoke(gen_video.main, args)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def assert_refused(result, outdir, *words):
+    assert result.exit_code != 0
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    for w in words:
+        assert w in lines[0], lines[0]
+    assert "Traceback" not in result.output
+    assert os.listdir(outdir) == [], os.listdir(outdir)
+
+#----------------------------------------------------------------------------
+# Pose mode.
+
+def test_pose_video_matches_pose_frames_and_fps(models, data_dir, tmp_path):
+    pose_path = data_dir / "testing-original.pose"
+    pose = load_pose(pose_path)
+    out = tmp_path / "out.mp4"
+    result = run([f"--pose={pose_path}", f"--network={models['network']}", f"--lstm={models['lstm']}",
+                  f"--output={out}", "--batch=8", "--device=cpu"])
+    assert result.exit_code == 0, result.output
+    assert f"Wrote {out}" in result.output
+    info = video_info(out)
+    assert info.num_frames == pose.body.data.shape[0] == 97
+    assert info.fps == pytest.approx(float(pose.body.fps))
+    assert (info.width, info.height) == (16, 16)
+    assert sorted(os.listdir(tmp_path)) == ["out.mp4"]
+
+
+def test_pose_video_resampled_fps(models, data_dir, tmp_path):
+    out = tmp_path / "half.mp4"
+    result = run([f"--pose={data_dir / 'testing-reduced.pose'}", f"--network={models['network']}",
+                  f"--lstm={models['lstm']}", f"--output={out}", "--fps=12.5", "--smooth=1.5", "--device=cpu"])
+    assert result.exit_code == 0, result.output
+    info = video_info(out)
+    assert info.fps == pytest.approx(12.5)
+    assert info.num_frames == round(91 * 12.5 / 25)
+
+
+def test_side_by_side_and_consistency(models, data_dir, tmp_path):
+    short = write_pose(pose_slice(load_pose(data_dir / "testing-original.pose"), range(30, 36)),
+                       str(tmp_path / "short.pose"))
+    out = tmp_path / "sbs.mp4"
+    result = run([f"--pose={short}", f"--network={models['network']}", f"--lstm={models['lstm']}",
+                  f"--output={out}", "--side-by-side", "--consistency", "--device=cpu"])
+    assert result.exit_code == 0, result.output
+    info = video_info(out)
+    assert (info.num_frames, info.width, info.height) == (6, 32, 16)
+    # The left half is the pose drawing on white: mostly bright; the right half is the render.
+    first = next(read_video(out))
+    assert first[:, :16].mean() > 150
+    with open(tmp_path / "sbs.json") as f:
+        doc = json.load(f)
+    for key in ("body_mae", "face_mae", "left_hand_mae", "right_hand_mae", "body_detection", "left_hand_detection"):
+        assert key in doc
+    assert doc["video_frames"] == 6 and doc["num_frames_input"] == 6
+    # A random 16x16 generator shows no person: MediaPipe finds no body in any frame.
+    assert doc["body_detection"] == 0.0
+
+
+def test_render_frames_rebatches_and_matches_one_pass(models):
+    G = models["G"]
+    ws = G.mapping(torch.randn(9, G.z_dim), None)
+    chunks = [ws[:3], ws[3:4], ws[4:]]
+    batches = list(gen_video.render_frames(G, iter(chunks), batch=4, device="cpu"))
+    assert [b.shape[0] for b in batches] == [4, 4, 1]
+    assert all(b.dtype == np.uint8 and b.shape[1:] == (16, 16, 3) for b in batches)
+    with torch.no_grad():
+        ref = gen_video.render_frames(G, iter([ws]), batch=9, device="cpu")
+        ref = next(ref)
+    got = np.concatenate(batches)
+    assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
+
+
+def _bad_pose_files(data_dir, d):
+    pose = load_pose(data_dir / "testing-original.pose")
+    (d / "corrupt.pose").write_bytes(b"this is not a pose file at all" * 10)
+    write_pose(pose_slice(pose, []), str(d / "empty.pose"))
+    write_pose(pose_without_hands(pose_slice(pose, range(10))), str(d / "nohands.pose"))
+    return {"missing": (d / "missing.pose", "not found"), "corrupt": (d / "corrupt.pose", "Not a valid pose"),
+            "empty": (d / "empty.pose", "zero frames"), "nohands": (d / "nohands.pose", "no hand")}
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "empty", "nohands"])
+def test_bad_pose_refused(models, data_dir, tmp_path, case):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    path, words = _bad_pose_files(data_dir, inputs)[case]
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    result = run([f"--pose={path}", f"--network={models['network']}", f"--lstm={models['lstm']}",
+                  f"--output={outdir / 'out.mp4'}", "--consistency", "--device=cpu"])
+    assert_refused(result, outdir, words)
+
+
+def test_lstm_of_another_generator_refused(models, data_dir, tmp_path):
+    result = run([f"--pose={data_dir / 'testing-reduced.pose'}", f"--network={models['network']}",
+                  f"--lstm={models['other_lstm']}", f"--output={tmp_path / 'out.mp4'}", "--device=cpu"])
+    assert_refused(result, tmp_path, "another generator")
+
+
+def test_corrupt_lstm_refused(models, data_dir, tmp_path):
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x80\x04garbage")
+    result = run([f"--pose={data_dir / 'testing-reduced.pose'}", f"--network={models['network']}",
+                  f"--lstm={bad}", f"--output={outdir / 'out.mp4'}", "--device=cpu"])
+    assert_refused(result, outdir, "LSTM checkpoint")
+
+
+def test_unwritable_output_refused(models, data_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    result = run([f"--pose={data_dir / 'testing-reduced.pose'}", f"--network={models['network']}",
+                  f"--lstm={models['lstm']}", f"--output={blocker / 'out.mp4'}", "--device=cpu"])
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and "Cannot write video" in lines[0], result.output
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+def test_mode_options_checked(models, tmp_path):
+    result = run([f"--network={models['network']}", f"--output={tmp_path / 'x.mp4'}"])
+    assert_refused(result, tmp_path, "--pose", "--seeds")
+    result = run([f"--network={models['network']}", f"--output={tmp_path / 'x.mp4'}", "--pose=x.pose"])
+    assert_refused(result, tmp_path, "--lstm")
+
+#----------------------------------------------------------------------------
+# Latent walks.
+
+def test_latent_walk_video(models, tmp_path):
+    out = tmp_path / "walk.mp4"
+    result = run([f"--network={models['network']}", "--seeds=0-3", "--grid=2x1", "--w-frames=3",
+                  f"--output={out}", "--device=cpu"])
+    assert result.exit_code == 0, result.output
+    info = video_info(out)
+    assert (info.num_frames, info.width, info.height) == (2 * 3, 32, 16)
+    assert info.fps == pytest.approx(60)
+
+
+def test_latent_walk_bad_seeds(models, tmp_path):
+    result = run([f"--network={models['network']}", "--seeds=0-2", "--grid=2x1", f"--output={tmp_path / 'w.mp4'}"])
+    assert_refused(result, tmp_path, "grid")
+    result = run([f"--network={models['network']}", "--seeds=a-b", f"--output={tmp_path / 'w.mp4'}"])
+    assert_refused(result, tmp_path, "--seeds")
+    result = run([f"--network={models['network']}", "--seeds=0", "--grid=2y", f"--output={tmp_path / 'w.mp4'}"])
+    assert_refused(result, tmp_path, "--grid")
+
+
+@pytest.mark.parametrize("kind", ["cubic", "linear"])
+def test_make_walk_passes_keys_and_loops(kind):
+    keys = np.random.default_rng(0).standard_normal((4, 3, 5)).astype(np.float32)
+    loop = gen_video.make_walk(keys, kind=kind, loop=True)
+    np.testing.assert_allclose(loop(np.arange(4.0)), keys, atol=1e-5)
+    np.testing.assert_allclose(loop(np.array([4.0, 5.5])), loop(np.array([0.0, 1.5])), atol=1e-5)
+    line = gen_video.make_walk(keys, kind=kind, loop=False)
+    np.testing.assert_allclose(line(np.arange(4.0)), keys, atol=1e-5)
+    mid = line(np.array([1.5]))[0]
+    if kind == "linear":
+        np.testing.assert_allclose(mid, (keys[1] + keys[2]) / 2, atol=1e-5)
+    else:
+        assert np.abs(mid - (keys[1] + keys[2]) / 2).max() > 1e-3  # a curve, not a chord
+    # Cubic walks have a continuous first derivative at the keys.
+    if kind == "cubic":
+        eps = 1e-3
+        left = (line(np.array([2.0])) - line(np.array([2 - eps]))) / eps
+        right = (line(np.array([2 + eps])) - line(np.array([2.0]))) / eps
+        np.testing.assert_allclose(left, right, atol=1e-2)
+
+
+def test_seeds_match_gen_images_convention(models):
+    G = models["G"]
+    ws = gen_video.seeds_to_ws(G, [7], 1.0, "cpu")
+    z = torch.from_numpy(np.random.RandomState(7).randn(1, G.z_dim)).float()
+    np.testing.assert_allclose(ws, G.mapping(z, None).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_tile_layout():
+    frames = np.arange(6)[:, None, None, None] * np.ones((6, 2, 3, 1), np.uint8)
+    img = gen_video.tile(frames, 3, 2)
+    assert img.shape == (4, 9, 1)
+    assert img[0, 0, 0] == 0 and img[0, 3, 0] == 1 and img[0, 6, 0] == 2 and img[2, 0, 0] == 3 and img[3, 8, 0] == 5
+
+
+def test_parse_grid():
+    assert gen_video.parse_grid("4x2") == (4, 2)
+    for bad in ("4", "0x2", "axb", "1x2x3"):
+        with pytest.raises(dnnlib.UserError):
+            gen_video.parse_grid(bad)
+
+#----------------------------------------------------------------------------
