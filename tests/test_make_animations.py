@@ -1,0 +1,120 @@
+"""utils/make_animations.py: pairs of equal length (video, W, pose), smooth walks through the mapped
+keys, resumable steps, pose estimation on a folder another tool filled, clear refusals."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from pose_video_helpers import one_thread, save_snapshot, tiny_generator
+
+from utils import make_animations
+from utils.pose_features import load_pose
+from utils.video_io import VideoWriter, video_info
+
+#----------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    G = tiny_generator(seed=0, resolution=16)
+    return G, save_snapshot(G, str(tmp_path_factory.mktemp("net") / "G.pkl"))
+
+
+def run_script(*args, cwd):
+    # Run as users do; `python utils/x.py` puts utils/, not the current folder, on sys.path.
+    return subprocess.run([sys.executable, "utils/make_animations.py", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+#----------------------------------------------------------------------------
+
+def test_pairs_have_equal_lengths(network, repo_dir, tmp_path):
+    G, pkl = network
+    out = tmp_path / "pairs"
+    res = run_script(f"--network={pkl}", f"--outdir={out}", "--num=2", "--frames=4-7", "--keyframe-every=3",
+                     "--device=cpu", cwd=repo_dir)
+    assert res.returncode == 0, res.stderr
+    names = sorted({os.path.splitext(f)[0] for f in os.listdir(out)})
+    assert names == [make_animations.walk_name(0, 0), make_animations.walk_name(0, 1)]
+    for name in names:
+        ws = np.load(out / f"{name}.npy")
+        info = video_info(out / f"{name}.mp4")
+        pose = load_pose(out / f"{name}.pose", require_hands=False)
+        assert ws.dtype == np.float32 and ws.shape[1:] == (G.num_ws, G.w_dim)
+        assert 4 <= ws.shape[0] <= 7
+        assert info.num_frames == ws.shape[0] == pose.body.data.shape[0]
+        assert info.fps == pytest.approx(25) and float(pose.body.fps) == pytest.approx(25)
+        assert (info.width, info.height) == (16, 16)
+        assert (pose.header.dimensions.width, pose.header.dimensions.height) == (16, 16)
+    assert sorted(os.listdir(out)) == sorted(f"{n}{e}" for n in names for e in (".mp4", ".npy", ".pose"))
+
+
+def test_walk_passes_through_mapped_keys(network):
+    G, _ = network
+    ws = make_animations.walk_ws(G, seed=3, index=5, frames=(10, 10), keyframe_every=4)
+    assert ws.shape == (10, G.num_ws, G.w_dim)
+    rng = np.random.default_rng([3, 5])
+    assert int(rng.integers(10, 11)) == 10
+    z = torch.from_numpy(rng.standard_normal((4, G.z_dim)).astype(np.float32))
+    keys = G.mapping(z, None).numpy()
+    np.testing.assert_allclose(ws[[0, 4, 8]], keys[:3], rtol=1e-5, atol=1e-5)
+    # Smooth: steps between frames are small next to the distance between keys.
+    assert np.abs(np.diff(ws, axis=0)).max() < np.abs(keys[1] - keys[0]).max()
+    np.testing.assert_array_equal(ws, make_animations.walk_ws(G, seed=3, index=5, frames=(10, 10), keyframe_every=4))
+
+
+def test_resumable_steps(network, tmp_path):
+    _, pkl = network
+    out = str(tmp_path)
+    names = make_animations.render_walks(pkl, out, 2, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
+    assert make_animations.estimate_poses(out, progress=False) == names
+    stamps = {f: os.stat(os.path.join(out, f)).st_mtime_ns for f in os.listdir(out)}
+    # Everything exists: nothing is redone.
+    make_animations.render_walks(pkl, out, 2, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
+    assert make_animations.estimate_poses(out, progress=False) == []
+    # A lost pose and a half-written walk (video without W) are made again, nothing else.
+    os.remove(os.path.join(out, names[0] + ".pose"))
+    os.remove(os.path.join(out, names[1] + ".npy"))
+    make_animations.render_walks(pkl, out, 3, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
+    assert make_animations.estimate_poses(out, progress=False) == [names[0], make_animations.walk_name(0, 2)]
+    after = {f: os.stat(os.path.join(out, f)).st_mtime_ns for f in os.listdir(out)}
+    assert after[names[0] + ".mp4"] == stamps[names[0] + ".mp4"]
+    assert after[names[1] + ".pose"] == stamps[names[1] + ".pose"]
+    assert len(after) == 9 and not any(f.startswith(".") for f in after)  # no temporary files left
+
+
+def test_estimate_only_on_foreign_folder(repo_dir, tmp_path):
+    with VideoWriter(tmp_path / "clip.mp4", fps=10) as w:
+        for i in range(3):
+            w.write(np.full((32, 32, 3), 40 * i, np.uint8))
+    res = run_script(f"--outdir={tmp_path}", "--estimate-only", cwd=repo_dir)
+    assert res.returncode == 0, res.stderr
+    pose = load_pose(tmp_path / "clip.pose", require_hands=False)
+    assert pose.body.data.shape[0] == 3 and float(pose.body.fps) == pytest.approx(10)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--estimate-only"], "Folder not found"),
+    (["--num=2"], "--network"),
+    (["--network=G.pkl", "--num=2", "--frames=9-3"], "--frames"),
+])
+def test_bad_input_is_one_line(repo_dir, tmp_path, args, words):
+    res = run_script(f"--outdir={tmp_path / 'missing'}", *args, cwd=repo_dir)
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and words in lines[0], res.stderr
+    assert not (tmp_path / "missing").exists()
+
+
+def test_parse_frames():
+    assert make_animations.parse_frames("60-240") == (60, 240)
+    assert make_animations.parse_frames("90") == (90, 90)
+
+#----------------------------------------------------------------------------

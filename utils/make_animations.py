@@ -1,0 +1,173 @@
+"""Paired training data for the pose LSTM: random smooth walks through a generator's W space,
+rendered to video, with the pose MediaPipe Holistic finds in every frame.
+
+    python utils/make_animations.py --network=G.pkl --outdir=pairs --num=1000 [--frames=60-240] [--seed=0]
+    python utils/make_animations.py --outdir=pairs --estimate-only      # poses for videos already there
+
+Step 1 (render): for walk i, key latents z ~ N(0, I) every `--keyframe-every` frames are mapped to W
+(`G.mapping`, `--trunc`), joined by a natural cubic spline in W and rendered frame by frame to
+`<name>.mp4`, with the W of every frame in `<name>.npy` (`[T, num_ws, w_dim]` float32); T is drawn
+from `--frames`. Walk i depends only on `--seed` and i, so any subset can be (re)made.
+Step 2 (estimate): every `<name>.mp4` in the folder without a `<name>.pose` gets one (MediaPipe
+Holistic through `utils.pose_estimation`), so the step also runs on folders another tool filled.
+Both steps skip outputs that exist and write atomically: an interrupted run is simply re-run.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import sys
+
+if __name__ == "__main__":  # run as a script: make the repository root importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import click  # noqa: E402
+import numpy as np  # noqa: E402
+
+import dnnlib  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+#----------------------------------------------------------------------------
+
+def parse_frames(s: str) -> tuple[int, int]:
+    """'60-240' -> (60, 240); '90' -> (90, 90)."""
+    parts = str(s).split("-")
+    try:
+        lo, hi = (int(parts[0]), int(parts[-1])) if len(parts) in (1, 2) else (0, 0)
+    except ValueError:
+        lo = hi = 0
+    if lo < 1 or hi < lo:
+        raise dnnlib.UserError(f"--frames: expected a length or a range like 60-240 (at least 1), got {s!r}")
+    return lo, hi
+
+
+def walk_name(seed: int, index: int) -> str:
+    return f"walk{seed:04d}-{index:05d}"
+
+
+def walk_ws(G, seed: int, index: int, frames: tuple[int, int], keyframe_every: int = 30,
+            truncation_psi: float = 1.0, device="cpu") -> np.ndarray:
+    """The W sequence of walk `index`: `[T, num_ws, w_dim]` float32, T drawn from `frames` (inclusive).
+
+    Key latents sit every `keyframe_every` frames (the last key just after the end), joined by a
+    natural cubic spline, so the walk passes exactly through the mapped keys."""
+    from gen_video import make_walk, zs_to_ws
+    rng = np.random.default_rng([seed, index])
+    num_frames = int(rng.integers(frames[0], frames[1] + 1))
+    num_keys = (num_frames - 1) // keyframe_every + 2
+    z = rng.standard_normal((num_keys, G.z_dim))
+    keys = zs_to_ws(G, z, truncation_psi, device)
+    return make_walk(keys, kind="cubic", loop=False)(np.arange(num_frames) / keyframe_every)
+
+
+def render_walks(network: str, outdir: str, num: int, frames: tuple[int, int] = (60, 240), seed: int = 0,
+                 truncation_psi: float = 1.0, fps: float = 25.0, keyframe_every: int = 30, batch: int = 4,
+                 device: str = "auto", progress: bool | None = None) -> list[str]:
+    """Step 1: render walks 0..num-1 to `<outdir>/<name>.mp4` + `.npy`; skip walks whose two files
+    exist. Returns the names of all `num` walks."""
+    import torch
+    from tqdm import tqdm
+
+    from gen_images import load_generator
+    from gen_video import describe_render_path, render_frames
+    from torch_utils import misc
+    from utils.video_io import VideoWriter
+
+    if num < 1 or keyframe_every < 1 or not fps > 0:
+        raise dnnlib.UserError("--num and --keyframe-every must be at least 1 and --fps positive")
+    names = [walk_name(seed, i) for i in range(num)]
+    todo = [i for i, name in enumerate(names)
+            if not all(os.path.isfile(os.path.join(outdir, name + ext)) for ext in (".mp4", ".npy"))]
+    if len(todo) < num:
+        log.info("%d of %d walks exist in %s; rendering the other %d", num - len(todo), num, outdir, len(todo))
+    if not todo:
+        return names
+    dev = misc.get_device(device)
+    G = load_generator(network, dev)
+    if G.c_dim != 0:
+        raise dnnlib.UserError(f"{network} is a conditional generator ({G.c_dim} classes); walks need an "
+                               f"unconditional one")
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as e:
+        raise dnnlib.UserError(f"Cannot create {outdir}: {e.strerror or e}") from None
+    log.info(describe_render_path(G, dev, batch))
+    for i in tqdm(todo, desc="rendering walks", unit="walk", disable=None if progress is None else not progress):
+        base = os.path.join(outdir, names[i])
+        ws = walk_ws(G, seed, i, frames, keyframe_every, truncation_psi, dev)
+        chunks = (torch.from_numpy(ws[s:s + batch]) for s in range(0, len(ws), batch))
+        with VideoWriter(base + ".mp4", fps=fps) as writer:
+            for imgs in render_frames(G, chunks, batch=batch, device=dev):
+                writer.write(imgs)
+        with dnnlib.util.atomic_write(base + ".npy", "wb") as f:
+            np.save(f, ws)
+    return names
+
+
+def estimate_poses(outdir: str, progress: bool | None = None) -> list[str]:
+    """Step 2: a `<name>.pose` for every `<name>.mp4` in `outdir` that has none. Returns the
+    names of the poses written."""
+    from tqdm import tqdm
+
+    from utils.pose_estimation import estimate_video_pose
+
+    if not os.path.isdir(outdir):
+        raise dnnlib.UserError(f"Folder not found: {outdir}")
+    videos = sorted(glob.glob(os.path.join(outdir, "*.mp4")))
+    todo = [v for v in videos if not os.path.isfile(os.path.splitext(v)[0] + ".pose")]
+    if not videos:
+        log.warning("No .mp4 videos in %s", outdir)
+    elif len(todo) < len(videos):
+        log.info("%d of %d videos in %s have poses; estimating the other %d", len(videos) - len(todo),
+                 len(videos), outdir, len(todo))
+    done = []
+    for video in tqdm(todo, desc="estimating poses", unit="video", disable=None if progress is None else not progress):
+        estimate_video_pose(video, os.path.splitext(video)[0] + ".pose", skip_existing=True, progress=progress)
+        done.append(os.path.splitext(os.path.basename(video))[0])
+    return done
+
+#----------------------------------------------------------------------------
+
+@click.command()
+@click.option("--network", metavar="PATH|URL", help="Generator pickle (trusted files only)")
+@click.option("--outdir", required=True, metavar="DIR", help="Folder of pairs (name.mp4, name.npy, name.pose)")
+@click.option("--num", type=int, default=None, help="Number of walks to render (needed unless --estimate-only)")
+@click.option("--frames", default="60-240", show_default=True, metavar="MIN-MAX", help="Frames per walk")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed of the walks")
+@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True, help="Truncation psi")
+@click.option("--fps", type=float, default=25.0, show_default=True, help="Frame rate of the videos")
+@click.option("--keyframe-every", type=int, default=30, show_default=True, metavar="FRAMES",
+              help="Frames between key latents")
+@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Frames per synthesis call")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
+@click.option("--estimate-only", is_flag=True, help="Only estimate poses for the videos in --outdir")
+@click.option("--render-only", is_flag=True, help="Only render walks (estimate their poses later)")
+@dnnlib.util.cli_main
+def main(network: str | None, outdir: str, num: int | None, frames: str, seed: int, truncation_psi: float,
+         fps: float, keyframe_every: int, batch: int, device: str, estimate_only: bool, render_only: bool) -> None:
+    """Render random latent walks of a generator and estimate their poses: (pose, W) training pairs.
+
+    \b
+    python utils/make_animations.py --network=G.pkl --outdir=pairs --num=1000
+    python utils/make_animations.py --outdir=pairs --estimate-only"""
+    if estimate_only and render_only:
+        raise dnnlib.UserError("--estimate-only and --render-only exclude each other")
+    if not estimate_only:
+        if network is None or num is None:
+            raise dnnlib.UserError("Rendering walks needs --network and --num (or pass --estimate-only)")
+        names = render_walks(network, outdir, num, parse_frames(frames), seed, truncation_psi, fps,
+                             keyframe_every, batch, device)
+        click.echo(f"{len(names)} walks in {outdir}")
+    if not render_only:
+        done = estimate_poses(outdir)
+        click.echo(f"Estimated {len(done)} poses in {outdir}")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    main()
+
+#----------------------------------------------------------------------------
