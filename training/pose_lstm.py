@@ -212,7 +212,8 @@ def _read_pair(dirname: str, name: str, spec: pose_features.FeatureSpec, w_dim: 
 
 
 def _targets(ws: np.ndarray, out_mode: str) -> np.ndarray:
-    """ws `[T, num_ws, w_dim]` -> training targets `[T, out_features]` float32."""
+    """ws `[T, num_ws, w_dim]` -> training targets `[T, out_features]` float32. Mode 'w' learns the
+    first layer's W (make_animations' walks have the same W in every layer)."""
     if out_mode == "w":
         return np.array(ws[:, 0], dtype=np.float32)
     return np.array(ws, dtype=np.float32).reshape(ws.shape[0], -1)
