@@ -67,9 +67,9 @@ def pose_slice(pose, frames):
 
 
 def write_pose(pose, path: str) -> str:
-    with open(path, "wb") as f:
-        pose.write(f)
-    return path
+    from utils.pose_estimation import write_pose as write
+    write(pose, path)
+    return str(path)
 
 
 def pose_without_hands(pose):
