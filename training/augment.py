@@ -329,18 +329,20 @@ class AugmentPipe(torch.nn.Module):
             s = torch.where(self._gate(self.saturation, n, dev), s, 1)[:, None, None]
             mat = _color3(on_axis + (eye3 - on_axis) * s) @ mat
 
+        if c not in (1, 3):
+            raise ValueError(f"AugmentPipe: color transforms need 1 or 3 channels, got {c}")
+        if bool((mat == torch.eye(4, device=dev)).all()):
+            return x
         mat = mat.to(x.dtype)
         if c == 3:
             # Written out instead of a matmul: an identity matrix then leaves the pixels bit-exact (no TF32).
             y = x.reshape(n, 3, h * w)
             y = mat[:, :3, 0:1] * y[:, 0:1] + mat[:, :3, 1:2] * y[:, 1:2] + mat[:, :3, 2:3] * y[:, 2:3] + mat[:, :3, 3:4]
             return y.reshape(n, 3, h, w)
-        if c == 1:
-            # A gray pixel g is the color (g, g, g); the map keeps it gray. Read back its mean.
-            gain = mat[:, :3, :3].sum(2).mean(1)
-            offset = mat[:, :3, 3].mean(1)
-            return x * gain[:, None, None, None] + offset[:, None, None, None]
-        raise ValueError(f"AugmentPipe: color transforms need 1 or 3 channels, got {c}")
+        # c == 1: a gray pixel g is the color (g, g, g); the map keeps it gray. Read back its mean.
+        gain = mat[:, :3, :3].sum(2).mean(1)
+        offset = mat[:, :3, 3].mean(1)
+        return x * gain[:, None, None, None] + offset[:, None, None, None]
 
     # 4. Image-space filtering.
 
