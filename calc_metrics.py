@@ -21,7 +21,12 @@ Examples:
 Metrics: fid50k_full, kid50k_full, pr50k3_full, ppl2_wend, eqt50k_int, eqt50k_frac, eqr50k (recommended);
 fid50k, kid50k, pr50k3, is50k (legacy). `--num=N` scales the 50k images of every metric down to N for
 a quick look (values then differ from the 50k figures). PPL leaves out the FFHQ face crop unless
-`--ppl-crop` is given (signer frames are not face portraits). Also works under `torchrun`.
+`--ppl-crop` is given (signer frames are not face portraits).
+
+\b
+  # Under torchrun (one process per GPU, one machine or several); --num is spelled --num-images here
+  # because torchrun would take it for its own --numa-binding.
+  torchrun --standalone --nproc_per_node=2 calc_metrics.py --metrics=fid50k_full --network=snap.pkl
 
 Loading a network pickle runs code stored in it: measure only files from sources you trust.
 """
@@ -183,7 +188,8 @@ def _comma_list(ctx, param, value: str) -> list[str]:
               f"file) [default: ${metric_utils.INCEPTION_ENV}, else the published URL]")
 @click.option("--vgg16", metavar="PATH|URL", help="VGG16 detector (published pickle or torch.jit.save file) "
               f"[default: ${metric_utils.VGG16_ENV}, else the published URL]")
-@click.option("--num", type=click.IntRange(min=2), metavar="N", help="Use N images instead of 50k (quick look)")
+@click.option("--num", "--num-images", "num", type=click.IntRange(min=2), metavar="N",
+              help="Use N images instead of 50k (quick look; spell it --num-images under torchrun)")
 @click.option("--ppl-crop", is_flag=True, help="PPL: crop the FFHQ face region (face datasets only)")
 @click.option("--cache/--no-cache", default=True, show_default=True, help="Cache dataset statistics on disk")
 @dnnlib.util.cli_main

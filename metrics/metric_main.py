@@ -20,6 +20,7 @@ Every rank of a process group must call it; only rank 0's result holds the value
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -91,6 +92,8 @@ def calc_metric(metric: str, **kwargs) -> dnnlib.EasyDict:
     num_gpus), plus num_images when the computation was scaled down with `num=`."""
     check_metrics([metric])
     opts = metric_utils.MetricOptions(**kwargs)
+    if opts.G is not None:  # a private copy on the metric's device (snapshots keep their networks on the CPU)
+        opts.G = copy.deepcopy(opts.G).eval().requires_grad_(False).to(opts.device)
     start = time.time()
     results = _metric_dict[metric](opts)
     total_time = time.time() - start

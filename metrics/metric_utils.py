@@ -397,12 +397,20 @@ class LabelSampler:
 # Dataset statistics, cached on disk.
 
 def _file_fingerprint(path: Any) -> Any:
-    """Size and modification time of a local file or folder, so that a remade dataset or detector at the
-    same path does not reuse stale statistics."""
-    if isinstance(path, str) and not dnnlib.util.is_url(path) and os.path.exists(path):
-        st = os.stat(path)
-        return [int(st.st_size), int(st.st_mtime_ns)]
-    return None
+    """Size and modification time of a local file (for a folder: number of files, total size and latest
+    modification time of the files under it), so that a dataset or detector remade at the same path does
+    not reuse stale statistics."""
+    if not isinstance(path, str) or dnnlib.util.is_url(path) or not os.path.exists(path):
+        return None
+    if os.path.isdir(path):
+        count = size = latest = 0
+        for root, _dirs, files in os.walk(path):
+            for name in files:
+                st = os.stat(os.path.join(root, name))
+                count, size, latest = count + 1, size + st.st_size, max(latest, st.st_mtime_ns)
+        return [count, size, latest]
+    st = os.stat(path)
+    return [int(st.st_size), int(st.st_mtime_ns)]
 
 
 def stats_cache_path(opts: MetricOptions, dataset_name: str, detector_url: str, detector_kwargs: dict,
@@ -452,9 +460,13 @@ def dataset_features(opts: MetricOptions, detector_url: str, detector_kwargs: di
         if opts.num_gpus > 1:
             torch.distributed.broadcast(found, src=0)
         if found.item() == 1:
-            log.info("Using cached dataset statistics %s", cache_file)
-            return FeatureStatistics.load(cache_file, keep_all=keep_all, keep_moments=keep_moments,
-                                          max_items=num_items)
+            try:
+                stats = FeatureStatistics.load(cache_file, keep_all=keep_all, keep_moments=keep_moments,
+                                               max_items=num_items)
+                log.info("Using cached dataset statistics %s", cache_file)
+                return stats
+            except (OSError, ValueError, KeyError) as e:  # unreadable: computed again and rewritten
+                log.warning("Ignoring the unreadable statistics cache %s (%s)", cache_file, e)
 
     detector = load_detector(detector_url, opts, flag)
     stats = FeatureStatistics(keep_all=keep_all, keep_moments=keep_moments, max_items=num_items)

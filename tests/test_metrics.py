@@ -191,6 +191,23 @@ def test_dataset_statistics_are_cached(opts, detectors, tmp_path, monkeypatch):
     H.write_dataset(path, H.random_images(12, seed=6))
     with pytest.raises(AssertionError, match="cache hit"):
         metric_utils.dataset_features(o, detectors.inception, kw, keep_moments=True)
+    # Likewise for a folder whose images are rewritten in place (its own modification time stays).
+    folder = H.write_dataset(str(tmp_path / "folder"), H.random_images(12, seed=5))
+    of = metric_utils.MetricOptions(**dict(opts, dataset_kwargs=H.dataset_kwargs(folder)))
+    monkeypatch.undo()
+    metric_utils.dataset_features(of, detectors.inception, kw, keep_moments=True)
+    monkeypatch.setattr(metric_utils, "load_detector", no_detector)
+    metric_utils.dataset_features(of, detectors.inception, kw, keep_moments=True)  # a hit
+    time.sleep(0.01)
+    H.write_dataset(folder, H.random_images(12, seed=6))
+    with pytest.raises(AssertionError, match="cache hit"):
+        metric_utils.dataset_features(of, detectors.inception, kw, keep_moments=True)
+    # A damaged cache file is ignored (computed again), not an error.
+    monkeypatch.undo()
+    for name in os.listdir(o.cache_dir):
+        (tmp_path / "cache" / name).write_bytes(b"damaged")
+    again = metric_utils.dataset_features(of, detectors.inception, kw, keep_moments=True)
+    assert again.num_items == 12
 
 
 def test_shard_plan_covers_every_index_once():
