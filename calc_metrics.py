@@ -117,28 +117,31 @@ def _setup_logging(verbose: bool, rank: int) -> None:
     logging.basicConfig(level=level, format="%(message)s", force=True)
 
 
-def _device(name: str, rank: int, num_gpus: int) -> torch.device:
+def _device(name: str, local_rank: int) -> torch.device:
+    """The device of the process with this local rank (its own GPU, or the CPU)."""
     if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise dnnlib.UserError(f"--device={name} asked for, but this machine has no CUDA GPU (use --device=cpu)")
-    if num_gpus > torch.cuda.device_count():
-        raise dnnlib.UserError(f"--gpus={num_gpus}, but this machine has {torch.cuda.device_count()} GPU(s)")
-    return torch.device("cuda", rank % torch.cuda.device_count())
+    if local_rank >= torch.cuda.device_count():
+        raise dnnlib.UserError(f"Process {local_rank} has no GPU: this machine has {torch.cuda.device_count()} "
+                               f"(lower --gpus, or use --device=cpu)")
+    return torch.device("cuda", local_rank)
 
 
 def run_metrics(rank: int, args: dnnlib.EasyDict) -> None:
     """Compute every metric on this rank; rank 0 prints and records the results."""
     _setup_logging(args.verbose, rank)
+    local_rank = int(os.environ.get("LOCAL_RANK", rank)) if args.torchrun else rank
+    device = _device(args.device, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     if args.num_gpus > 1:
         from torch_utils import distributed
         distributed.init(rank=None if args.torchrun else rank, world_size=args.num_gpus,
-                         init_file=None if args.torchrun else args.init_file)
+                         init_file=None if args.torchrun else args.init_file,
+                         backend="nccl" if device.type == "cuda" else "gloo")
         rank = distributed.get_rank()
-    device = _device(args.device, rank if not args.torchrun else int(os.environ.get("LOCAL_RANK", rank)),
-                     args.num_gpus)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
     snapshot = legacy.load_network_pkl(args.network_pkl)
     G = snapshot["G_ema"].eval().requires_grad_(False).to(device)
     for metric in args.metrics:
@@ -204,6 +207,9 @@ def main(network_pkl: str, metrics: list[str], data: str | None, mirror: bool | 
     rank0 = not torchrun or int(os.environ.get("RANK", "0")) == 0
     _setup_logging(verbose, 0 if rank0 else 1)
     metric_main.check_metrics(metrics)
+    if not torchrun and num_gpus > 1 and device != "cpu" and torch.cuda.is_available() \
+            and num_gpus > torch.cuda.device_count():
+        raise dnnlib.UserError(f"--gpus={num_gpus}, but this machine has {torch.cuda.device_count()} GPU(s)")
     if data is not None and not re.match(r"^[a-z]+://", data) and not os.path.exists(os.path.expanduser(data)):
         raise dnnlib.UserError(f"Dataset not found: {data}")
 
