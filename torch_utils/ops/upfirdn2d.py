@@ -205,6 +205,13 @@ def _depthwise(f: torch.Tensor, channels: int) -> torch.Tensor:
     return f[None, None].expand(channels, 1, f.shape[0], f.shape[1])
 
 
+def _phase_weights(f: torch.Tensor, py: _AxisPlan, px: _AxisPlan) -> torch.Tensor:
+    """Correlation weights `[Py, Px, window_y, window_x]` of every (y-phase, x-phase) pair."""
+    fz = F.pad(f, [0, 1, 0, 1])  # tap index -1 picks the appended zero
+    ty, tx = py.taps.to(f.device), px.taps.to(f.device)
+    return fz[ty[:, None, :, None], tx[None, :, None, :]]
+
+
 def _run_transposed(x: torch.Tensor, f: torch.Tensor, py: _AxisPlan, px: _AxisPlan) -> torch.Tensor:
     """Plans without downsampling: transposed convolution with stride `up`, then crop/pad."""
     # The transposed convolution yields full-convolution samples [0, (in - 1) * up + taps);
@@ -220,11 +227,8 @@ def _run_phases(x: torch.Tensor, f: torch.Tensor, py: _AxisPlan, px: _AxisPlan) 
     """General plans: one strided depthwise convolution per phase, interleaved."""
     N, C = x.shape[:2]
     x = _pad2d(x, px.xpad0, px.xpad1, py.xpad0, py.xpad1)
-    # Weights of every (y-phase, x-phase) pair; index -1 picks the zero appended to f.
-    fz = F.pad(f, [0, 1, 0, 1])
-    ty, tx = py.taps.to(f.device), px.taps.to(f.device)
-    w = fz[ty[:, None, :, None], tx[None, :, None, :]]             # [Py, Px, window_y, window_x]
-    live = ((ty >= 0)[:, None, :, None] & (tx >= 0)[None, :, None, :]).flatten(2).any(dim=2).tolist()
+    w = _phase_weights(f, py, px)
+    live = ((py.taps >= 0)[:, None, :, None] & (px.taps >= 0)[None, :, None, :]).flatten(2).any(dim=2).tolist()
     rows = []
     for jy in range(py.phases):
         cols = []
@@ -242,8 +246,30 @@ def _run_phases(x: torch.Tensor, f: torch.Tensor, py: _AxisPlan, px: _AxisPlan) 
     return y
 
 
+def _conv_padding(p: _AxisPlan) -> tuple[int, int, int] | None:
+    """For a one-phase plan: `(conv padding, leading outputs to drop, leading input samples to
+    crop)` that let the convolution's own (symmetric) zero padding replace an explicit padded
+    copy of the input; None when the grid would not line up."""
+    crop = max(0, -p.xpad0)
+    before, after = p.xpad0 + crop, p.xpad1
+    if crop >= p.in_len:
+        return None
+    if after <= before:
+        return before, 0, crop
+    if (after - before) % p.stride == 0:
+        return after, (after - before) // p.stride, crop
+    return None
+
+
 def _run(x: torch.Tensor, f: torch.Tensor, py: _AxisPlan, px: _AxisPlan) -> torch.Tensor:
     """Apply the true-convolution filter `f` `[fh, fw]` to `x` `[N, C, H, W]` as planned."""
+    if py.phases == 1 and px.phases == 1 and py.window * px.window > 1:
+        cy, cx = _conv_padding(py), _conv_padding(px)
+        if cy is not None and cx is not None:
+            w = _phase_weights(f, py, px)[0, 0]
+            y = F.conv2d(x[:, :, cy[2]:, cx[2]:], _depthwise(w, x.shape[1]), stride=(py.stride, px.stride),
+                         padding=(cy[0], cx[0]), groups=x.shape[1])
+            return y[:, :, cy[1]:cy[1] + py.out_len, cx[1]:cx[1] + px.out_len]
     if (py.phases > 1 or px.phases > 1) and py.down == 1 and px.down == 1:
         return _run_transposed(x, f, py, px)
     return _run_phases(x, f, py, px)
