@@ -9,12 +9,14 @@
 
 Output length per axis: `(in * up + pad0 + pad1 - taps) // down + 1`.
 
-The reference path never materialises the zero-stuffed image: each output phase is a
-depthwise convolution of the input with one polyphase component of the filter, taken with
-the stride that the down-sampling allows, and the phases are interleaved afterwards.
-Separable filters (1-D, or 2-D filters of rank one) run as two 1-D passes. The gradient of
-`upfirdn2d` is again an `upfirdn2d` (up and down swapped, filter flipped), so the op is
-differentiable any number of times at the cost of the forward pass.
+The reference path never materialises the zero-stuffed image and never multiplies by its
+zeros. Each output phase is a depthwise convolution of the input with one polyphase component
+of the filter, taken with the stride that the downsampling allows: pure upsampling runs as one
+strided transposed convolution (the polyphase bank, interleaved in place), downsampling as one
+strided convolution, mixed ratios as one convolution per phase. Separable filters (1-D, or 2-D
+filters of rank one such as [1,3,3,1]) run as two 1-D passes. The gradient of `upfirdn2d` is
+again an `upfirdn2d` (up and down swapped, filter flipped), so the op is differentiable any
+number of times at the cost of the forward pass and saves nothing for the backward pass.
 """
 
 from __future__ import annotations
