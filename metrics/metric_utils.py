@@ -162,7 +162,9 @@ _detector_cache: dict[tuple[str, str], torch.nn.Module] = {}
 
 def _read_detector(url: str, device: torch.device, flag: str | None) -> torch.nn.Module:
     try:
-        with dnnlib.util.open_url(url, verbose=False) as f:
+        # Two tries of 15 s per network read at most: an offline machine fails fast (no DNS, no route), and
+        # even a silently dropping firewall costs well under a minute before the message below.
+        with dnnlib.util.open_url(url, verbose=False, num_attempts=2, timeout=15) as f:
             data = f.read()
     except dnnlib.UserError as e:
         hint = f"; download it on a machine with internet access and pass {flag}=PATH" if flag else ""
