@@ -285,6 +285,28 @@ def test_filtered_lrelu_matches_definition(monkeypatch, block_bytes):
             assert rel_err(ours, ref) < 1e-12, (up, down, pad)
 
 
+def test_filtered_lrelu_saves_one_byte_per_read_sample():
+    """For the backward pass only a uint8 code of the intermediate is kept, and only the part of
+    the intermediate that the down filter reads is computed (the far padding is trimmed)."""
+    fu = upfirdn2d.setup_filter(torch.rand(12) + 0.1, separable=True)
+    x = torch.randn(2, 3, 10, 10, requires_grad=True)
+    y = filtered_lrelu.filtered_lrelu(x, fu, fu, up=2, down=2, padding=12, clamp=1.0)  # intermediate 33 px
+    assert y.shape == (2, 3, 11, 11)
+    code = y.grad_fn.code
+    assert code.dtype == torch.uint8 and code.shape == (1, 6, 32, 32)  # (11 - 1) * 2 + 12 px are read
+    assert len(y.grad_fn.saved_tensors) == 0
+    with torch.no_grad():
+        assert filtered_lrelu.filtered_lrelu(x, fu, fu, up=2, down=2, padding=12).grad_fn is None
+
+
+def test_fast_impl_seam_falls_back_to_reference():
+    """impl='cuda' on CPU tensors runs the reference, for every op with a fused-kernel seam."""
+    x = torch.zeros(1)
+    for mod, ref in [(upfirdn2d, upfirdn2d._upfirdn2d_ref), (bias_act, bias_act._bias_act_ref),
+                     (filtered_lrelu, filtered_lrelu._filtered_lrelu_ref)]:
+        assert mod._fast_impl(x, "cuda") is ref and mod._fast_impl(x, "ref") is ref
+
+
 def test_filtered_lrelu_gradcheck():
     torch.manual_seed(6)
     fu = upfirdn2d.setup_filter(torch.rand(8) + 0.1, separable=True).double()
