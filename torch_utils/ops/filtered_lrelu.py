@@ -20,6 +20,7 @@ from typing import Callable, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from . import cuda_kernels as _cuda_kernels
 from . import upfirdn2d as _ufd
 
 PadArg = Union[int, Sequence[int]]
@@ -45,17 +46,18 @@ def _act_(z: torch.Tensor, gain: float, slope: float, clamp: float | None, want_
         z.mul_(gain)
     code = None
     if want_code:
-        code = pos.to(torch.uint8).add_(1)
+        code = pos.view(torch.uint8).add_(1)  # bool and uint8 share the byte layout
         if clamp is not None:
-            code.mul_(z.abs() <= clamp)
+            code.mul_((z.abs() <= clamp).view(torch.uint8))
     if clamp is not None:
         z.clamp_(-clamp, clamp)
     return code
 
 
 def _code_to_slope(code: torch.Tensor, gain: float, slope: float, dtype: torch.dtype) -> torch.Tensor:
-    """Derivative of the nonlinearity from its code."""
-    return torch.where(code == 2, gain, code.to(dtype) * (gain * slope))
+    """Derivative of the nonlinearity from its code (a table lookup)."""
+    table = torch.tensor([0.0, gain * slope, gain], dtype=dtype, device=code.device)
+    return table[code.to(torch.int32)]
 
 
 class _FilteredLReLU(torch.autograd.Function):
@@ -148,9 +150,13 @@ def _fast_impl(x: torch.Tensor, impl: str) -> Callable[..., torch.Tensor]:
     """The implementation to run for `x`: a fused kernel when one exists for its device, else the
     reference. Fused kernels plug in here with the signature of `_filtered_lrelu_ref`, e.g. the
     CUDA plugin (`torch_utils.custom_ops.get_plugin`, loaded lazily on first use) when
-    `impl == 'cuda' and x.device.type == 'cuda'`. None exists yet: always the reference."""
+    `impl == 'cuda' and x.device.type == 'cuda'`."""
     if impl not in ("ref", "cuda"):
         raise ValueError(f"impl must be 'ref' or 'cuda', got {impl!r}")
+    if impl == "cuda" and x.device.type == "cuda":
+        fn = _cuda_kernels.filtered_lrelu_impl(x, _filtered_lrelu_ref)  # None: no kernel here (warned once)
+        if fn is not None:
+            return fn
     return _filtered_lrelu_ref
 
 #----------------------------------------------------------------------------
