@@ -1,0 +1,445 @@
+"""train.py and training/training_loop.py end to end: tiny CPU runs of every configuration, continuing
+a run, an interrupted run against an uninterrupted one, two processes against one, fine-tuning from a
+pickle of the golden weights, and bad input."""
+
+import json
+import os
+import pathlib
+import pickle
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+import dataset_tool
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+# A tiny configuration: 16x16 images, 8 images a step, 4 steps a tick.
+TINY = ['--gpus=1', '--batch=8', '--gamma=0.5', '--cbase=512', '--cmax=32', '--metrics=none', '--workers=0',
+        '--grid=4x2', '--snap=1', '--tick=0.032']
+
+
+def run_train(*args: str, cwd=REPO, check: bool = True, timeout: float = 600, env: dict | None = None):
+    proc = subprocess.run([sys.executable, str(REPO / 'train.py'), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=_env(env))
+    if check and proc.returncode != 0:
+        pytest.fail(f'train.py {" ".join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}')
+    return proc
+
+
+def _env(extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    env['PYTHONPATH'] = str(REPO) + os.pathsep + env.get('PYTHONPATH', '')
+    env['OMP_NUM_THREADS'] = '1'  # the CPU is shared: one thread each avoids spinning threads
+    env.update(extra or {})
+    return env
+
+
+def only_run_dir(outdir: pathlib.Path) -> pathlib.Path:
+    dirs = [p for p in outdir.iterdir() if p.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def read_stats(run_dir: pathlib.Path) -> list[dict]:
+    with open(run_dir / 'stats.jsonl') as f:
+        return [json.loads(line) for line in f]
+
+
+def load_state(run_dir: pathlib.Path) -> dict:
+    return torch.load(run_dir / 'training-state.pt', map_location='cpu', weights_only=True)
+
+#----------------------------------------------------------------------------
+# Shared data.
+
+@pytest.fixture(scope='module')
+def tiny_zip(tmp_path_factory, data_dir) -> pathlib.Path:
+    dest = tmp_path_factory.mktemp('data') / 'signer16.zip'
+    n = dataset_tool.convert_dataset(str(data_dir / 'signer-pix2pix-256.mp4'), str(dest), max_images=12,
+                                     transform='center-crop', resolution=(16, 16), progress=False)
+    assert n == 12
+    return dest
+
+
+@pytest.fixture(scope='module')
+def sg3t_run(tmp_path_factory, tiny_zip) -> pathlib.Path:
+    """A finished stylegan3-t run of 3 ticks (0.064 kimg)."""
+    outdir = tmp_path_factory.mktemp('runs-sg3t')
+    run_train(f'--outdir={outdir}', '--cfg=stylegan3-t', f'--data={tiny_zip}', *TINY, '--kimg=0.064', '--target=0')
+    return only_run_dir(outdir)
+
+#----------------------------------------------------------------------------
+# Tiny runs of each configuration.
+
+def _check_run_files(run_dir: pathlib.Path, cfg: str) -> list[dict]:
+    assert re.fullmatch(rf'00000-{cfg}-signer16-gpus1-batch8-gamma0.5', run_dir.name), run_dir.name
+    for name in ('training_options.json', 'log.txt', 'reals.png', 'fakes_init.png', 'fakes000000.png',
+                 'network-snapshot-000000.pkl', 'stats.jsonl', 'training-state.pt'):
+        assert (run_dir / name).is_file(), name
+    assert list(run_dir.glob('events.out.tfevents.*'))
+    with PIL.Image.open(run_dir / 'reals.png') as img:
+        assert img.size == (4 * 16, 2 * 16)
+    with PIL.Image.open(run_dir / 'fakes000000.png') as img:
+        assert img.size == (4 * 16, 2 * 16)
+    options = json.loads((run_dir / 'training_options.json').read_text())
+    assert options['run_dir'] == str(run_dir) or pathlib.Path(options['run_dir']).resolve() == run_dir.resolve()
+    log_text = (run_dir / 'log.txt').read_text()
+    assert 'training on the CPU' in log_text
+    ticks = [line for line in log_text.splitlines() if line.startswith('tick ')]
+    assert ticks and all(k in ticks[0] for k in ('kimg', 'time', 'sec/tick', 'sec/kimg', 'maintenance', 'cpumem',
+                                                  'gpumem', 'augment'))
+    stats = read_stats(run_dir)
+    assert len(stats) == len(ticks)
+    for record in stats:
+        assert 'timestamp' in record
+        for name, value in record.items():
+            if name.startswith('Loss/'):
+                assert np.isfinite(value['mean']), (name, value)
+    assert {'Loss/G/loss', 'Loss/D/loss', 'Loss/scores/real', 'Loss/r1_penalty'} <= set(stats[-1])
+    return stats
+
+
+def test_tiny_stylegan3t_run_writes_the_run_files(sg3t_run):
+    stats = _check_run_files(sg3t_run, 'stylegan3-t')
+    assert [s["Progress/tick"]["mean"] for s in stats] == [0, 1, 2]
+    assert stats[-1]['Progress/kimg']['mean'] == pytest.approx(0.064)
+    # ADA (target 0) raises p as soon as D scores the reals positive.
+    assert stats[-1]['Progress/augment']['mean'] > 0
+
+
+@pytest.mark.parametrize('cfg', ['stylegan2', 'stylegan3-r'])
+def test_tiny_runs_of_the_other_configurations(tmp_path, tiny_zip, cfg):
+    run_train(f'--outdir={tmp_path}', f'--cfg={cfg}', f'--data={tiny_zip}', *TINY, '--kimg=0.032')
+    stats = _check_run_files(only_run_dir(tmp_path), cfg)
+    if cfg == 'stylegan2':
+        assert 'Loss/pl_penalty' in stats[-1]  # lazy path-length regularisation ran (every 4th step)
+
+
+def test_snapshot_loads_and_renders_in_a_fresh_process(sg3t_run, tmp_path):
+    code = (
+        'import pickle, sys, torch\n'
+        'with open(sys.argv[1], "rb") as f:\n'
+        '    data = pickle.load(f)\n'
+        'assert set(data) == {"G", "D", "G_ema", "augment_pipe", "training_set_kwargs"}, set(data)\n'
+        'G = data["G_ema"]\n'
+        'assert not any(p.requires_grad for p in G.parameters()) and not G.training\n'
+        'assert all(p.device.type == "cpu" for p in G.parameters())\n'
+        'img = G(torch.randn([2, G.z_dim]), torch.zeros([2, G.c_dim]), noise_mode="const")\n'
+        'assert img.shape == (2, 3, 16, 16) and torch.isfinite(img).all()\n'
+        'print("p", float(data["augment_pipe"].p), data["training_set_kwargs"]["resolution"])\n')
+    proc = subprocess.run([sys.executable, '-c', code, str(sg3t_run / 'network-snapshot-000000.pkl')],
+                          cwd=tmp_path, capture_output=True, text=True, env=_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-1] == '16'
+
+#----------------------------------------------------------------------------
+# Continuing a run.
+
+def test_resume_run_dir_continues_in_place(sg3t_run):
+    before = read_stats(sg3t_run)
+    state = load_state(sg3t_run)
+    assert state['progress']['cur_nimg'] == 64 and state['progress']['cur_tick'] == 3
+    run_train(f'--resume={sg3t_run}', '--kimg=0.128')
+    assert [p.name for p in sg3t_run.parent.iterdir()] == [sg3t_run.name]  # no new run folder
+    after = read_stats(sg3t_run)
+    assert after[:len(before)] == before  # appended, not rewritten
+    ticks = [s['Progress/tick']['mean'] for s in after]
+    kimgs = [s['Progress/kimg']['mean'] for s in after]
+    assert ticks == list(range(len(after))) and len(after) == len(before) + 2
+    assert kimgs[len(before)] == pytest.approx(0.096) and kimgs[-1] == pytest.approx(0.128)
+    assert load_state(sg3t_run)['progress']['cur_nimg'] == 128
+    log_text = (sg3t_run / 'log.txt').read_text()
+    assert 'Continuing the run' in log_text and log_text.count('Training options:') == 2
+    options = json.loads((sg3t_run / 'training_options.json').read_text())
+    assert options['total_kimg'] == 0.128 and options['cli_options']['kimg'] == 0.128
+
+
+def test_resume_run_dir_refuses_other_options(sg3t_run):
+    result = invoke(f'--resume={sg3t_run}')
+    assert result.exit_code == 0 and 'nothing to do' in result.output
+    result = invoke(f'--resume={sg3t_run}', '--gamma=2')
+    assert_one_line_error(result, '--gamma')
+    result = invoke(f'--resume={sg3t_run}', '--kimg=0.01')
+    assert_one_line_error(result, 'raised')
+    result = invoke(f'--resume={sg3t_run.parent}')
+    assert_one_line_error(result, 'training_options.json')
+
+
+def test_interrupted_run_ends_like_an_uninterrupted_one(tmp_path, tiny_zip):
+    # stylegan2 uses every random stream: noise inputs, style mixing, path-length noise, ADA, lazy intervals.
+    args = ['--cfg=stylegan2', f'--data={tiny_zip}', *TINY, '--kimg=0.128', '--snap=2', '--aug=fixed', '--p=0.5']
+    run_train(f'--outdir={tmp_path / "whole"}', *args)
+    whole = only_run_dir(tmp_path / 'whole')
+
+    # The same run, killed (SIGKILL) once its first training state exists, then continued.
+    outdir = tmp_path / 'cut'
+    proc = subprocess.Popen([sys.executable, str(REPO / 'train.py'), f'--outdir={outdir}', *args], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    deadline = time.time() + 300
+    while not list(outdir.glob('*/training-state.pt')) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    cut = only_run_dir(outdir)
+    killed_at = load_state(cut)['progress']['cur_nimg']
+    assert killed_at < 128, 'the run finished before it could be interrupted'
+    run_train(f'--resume={cut}')
+
+    a, b = load_state(whole), load_state(cut)
+    assert a['progress']['cur_nimg'] == b['progress']['cur_nimg'] == 128
+    assert a['progress']['cur_tick'] == b['progress']['cur_tick']
+    for net in ('G', 'D', 'G_ema', 'augment_pipe'):
+        for name, value in a[net].items():
+            assert torch.equal(value, b[net][name]), f'{net}.{name} differs'
+    for net in ('G', 'D'):
+        for idx, s in a['optimizers'][net]['state'].items():
+            assert torch.equal(s['exp_avg'], b['optimizers'][net]['state'][idx]['exp_avg'])
+    assert torch.equal(a['ranks'][0]['loss']['pl_mean'], b['ranks'][0]['loss']['pl_mean'])
+    # The statistics file reads as one run: one line per tick.
+    assert [s['Progress/tick']['mean'] for s in read_stats(cut)] == [s['Progress/tick']['mean'] for s in read_stats(whole)]
+
+#----------------------------------------------------------------------------
+# Two processes against one.
+
+# train.py with G's running statistics frozen: they are the one thing ranks keep to themselves (each updates
+# them on its own share of the batch, as published), so with them frozen one process and two must agree.
+FROZEN_EMA_TRAIN = """
+import sys
+sys.path.insert(0, sys.argv.pop(1))
+import os, dnnlib, train
+opts = dnnlib.EasyDict(train.main.make_context('train.py', sys.argv[1:]).params)
+c, desc, _dataset = train.build_config(opts)
+c.G_kwargs.magnitude_ema_beta = 1.0
+c.run_dir = os.path.join(opts.outdir, 'run')
+os.makedirs(c.run_dir, exist_ok=True)
+train.launch(c)
+"""
+
+
+def test_two_process_gloo_run_matches_one_process(tmp_path, tiny_zip):
+    script = tmp_path / 'frozen_ema_train.py'
+    script.write_text(FROZEN_EMA_TRAIN)
+    args = ['--cfg=stylegan3-t', f'--data={tiny_zip}', *TINY, '--kimg=0.024', '--aug=noaug', '--tick=1']
+    one = [sys.executable, str(script), str(REPO), f'--outdir={tmp_path / "one"}', *args, '--batch-gpu=4']
+    two = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(script), str(REPO),
+           f'--outdir={tmp_path / "two"}', *[a.replace('--gpus=1', '--gpus=2') for a in args]]
+    for cmd in (one, two):
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=_env(), timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    a, b = load_state(only_run_dir(tmp_path / 'one')), load_state(only_run_dir(tmp_path / 'two'))
+    assert a['progress']['cur_nimg'] == b['progress']['cur_nimg'] == 24 and b['num_gpus'] == 2
+
+    # Same data, latents and averaged gradients: the same three steps (Dreg ran in the first), bit for bit.
+    # (w_avg, the average w for truncation, is a per-rank running statistic: rank 0 saw half the batch.)
+    for net in ('G', 'D', 'G_ema'):
+        for name, value in a[net].items():
+            if not name.endswith('w_avg'):
+                assert torch.equal(b[net][name], value), f'{net}.{name}'
+    for net in ('G', 'D'):
+        for idx, state in a['optimizers'][net]['state'].items():
+            assert torch.equal(b['optimizers'][net]['state'][idx]['exp_avg_sq'], state['exp_avg_sq'])
+
+
+def test_spawned_processes_train_and_write_once(tmp_path, tiny_zip):
+    run_train(f'--outdir={tmp_path}', '--cfg=stylegan3-t', f'--data={tiny_zip}',
+              *[a.replace('--gpus=1', '--gpus=2') for a in TINY], '--kimg=0.008')
+    run_dir = only_run_dir(tmp_path)
+    assert run_dir.name.endswith('-gpus2-batch8-gamma0.5')
+    log_text = (run_dir / 'log.txt').read_text()
+    assert log_text.count('tick 0 ') == 1  # only rank 0 logs
+    assert (run_dir / 'network-snapshot-000000.pkl').is_file()
+    assert len(load_state(run_dir)['ranks']) == 2
+
+
+#----------------------------------------------------------------------------
+# Command-line checks (in process: they stop before any training).
+
+def invoke(*args: str):
+    from click.testing import CliRunner
+
+    import train
+    return CliRunner().invoke(train.main, list(args))
+
+
+def assert_one_line_error(result, fragment: str) -> None:
+    assert result.exit_code not in (0, None), result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('Error:'), result.stderr
+    assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope='module')
+def golden_pkl(tmp_path_factory, golden_dir) -> pathlib.Path:
+    """A snapshot pickle holding the golden stylegan3-r 64x64 weights (networks built from the file's meta as
+    spec section 3 describes train.py building them)."""
+    from training import networks_stylegan2, networks_stylegan3
+    data = np.load(golden_dir / 'golden_stylegan3-r_64.npz')
+    m = json.loads(str(data['meta']))
+    common = dict(c_dim=m['c_dim'], img_resolution=m['img_resolution'], img_channels=3, num_fp16_res=4, conv_clamp=256)
+    nets = {
+        'G': networks_stylegan3.Generator(z_dim=m['z_dim'], w_dim=m['w_dim'], channel_base=2 * m['channel_base'],
+                                          channel_max=2 * m['channel_max'], conv_kernel=1, use_radial_filters=True,
+                                          magnitude_ema_beta=0.5 ** (32 / 20000),
+                                          mapping_kwargs=dict(num_layers=m['mapping_layers']), **common),
+        'D': networks_stylegan2.Discriminator(channel_base=m['channel_base'], channel_max=m['channel_max'],
+                                              block_kwargs=dict(freeze_layers=0),
+                                              epilogue_kwargs=dict(mbstd_group_size=4), **common),
+    }
+    for name, net in nets.items():
+        prefix = f'state/{name}/'
+        net.load_state_dict({k[len(prefix):]: torch.from_numpy(data[k]) for k in data.files if k.startswith(prefix)})
+        net.eval().requires_grad_(False)
+    path = tmp_path_factory.mktemp('golden') / 'golden-sg3r-64.pkl'
+    with open(path, 'wb') as f:
+        pickle.dump(dict(G=nets['G'], D=nets['D'], G_ema=nets['G'], augment_pipe=None, training_set_kwargs=None), f)
+    return path
+
+
+def _cli_defaults(**overrides) -> dict:
+    import train
+    defaults = dict(train.main.make_context('train.py', []).params)  # parsed defaults
+    defaults.update(overrides)
+    defaults['metrics'] = []
+    return defaults
+
+
+def _mixed_folder(root: pathlib.Path) -> pathlib.Path:
+    folder = root / 'mixed'
+    folder.mkdir()
+    PIL.Image.new('RGB', (16, 16)).save(folder / 'a.png')
+    PIL.Image.new('RGB', (32, 32)).save(folder / 'b.png')
+    return folder
+
+
+def _text_folder(root: pathlib.Path) -> pathlib.Path:
+    folder = root / 'texts'
+    folder.mkdir()
+    (folder / 'notes.txt').write_text('not an image')
+    return folder
+
+
+@pytest.mark.parametrize('case, fragment', [
+    ('missing dataset', 'not found'),
+    ('not images', 'No images'),
+    ('mixed sizes', 'differ'),
+    ('resume resolution', '64x64'),
+    ('batch vs gpus', 'multiple of --gpus'),
+    ('cond without labels', 'labels'),
+    ('unknown metric', 'nope'),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, tiny_zip, golden_pkl, case, fragment):
+    outdir = tmp_path / 'runs'
+    base = [f'--outdir={outdir}', '--cfg=stylegan3-t', '--gpus=1', '--batch=8', '--gamma=1', '--metrics=none']
+    data = f'--data={tiny_zip}'
+    args = {
+        'missing dataset': [f'--data={tmp_path / "nope.zip"}'],
+        'not images': [f'--data={_text_folder(tmp_path)}'],
+        'mixed sizes': [f'--data={_mixed_folder(tmp_path)}'],
+        'resume resolution': [data, f'--resume={golden_pkl}'],
+        'batch vs gpus': [data, '--gpus=3'],
+        'cond without labels': [data, '--cond=1'],
+        'unknown metric': [data, '--metrics=fid50k_full,nope'],
+    }[case]
+    result = invoke(*base, *args)
+    assert_one_line_error(result, fragment)
+    assert not outdir.exists() or not any(p for p in outdir.iterdir() if p.name != 'log.txt')
+
+
+def test_dry_run_prints_the_options_and_writes_nothing(tmp_path, tiny_zip):
+    result = invoke(f'--outdir={tmp_path / "runs"}', '--cfg=stylegan3-r', f'--data={tiny_zip}', '--gpus=1',
+                    '--batch=8', '--gamma=1', '--metrics=none', '-n')
+    assert result.exit_code == 0, result.output
+    assert 'Dry run' in result.output and '"blur_init_sigma": 10' in result.output
+    assert not (tmp_path / 'runs').exists()
+
+#----------------------------------------------------------------------------
+# Config derivation (published train.py).
+
+def test_config_derivation_follows_the_published_train_py(tiny_zip):
+    import dnnlib
+    import train
+
+    def config(**kw):
+        opts = dnnlib.EasyDict(_cli_defaults(**{**dict(data=str(tiny_zip), gpus=1, batch=32, gamma=2, outdir='x'), **kw}))
+        return train.build_config(opts)[0]
+
+    t = config(cfg='stylegan3-t')
+    assert t.G_kwargs.class_name == 'training.networks_stylegan3.Generator'
+    assert t.G_opt_kwargs.lr == 0.0025 and t.D_opt_kwargs.lr == 0.002
+    assert t.G_kwargs.mapping_kwargs.num_layers == 2 and t.G_kwargs.channel_base == 32768
+    assert t.G_kwargs.magnitude_ema_beta == 0.5 ** (32 / 20000) and t.ema_kimg == 10
+    assert 'G_reg_interval' not in t and t.loss_kwargs == {'class_name': 'training.loss.StyleGAN2Loss', 'r1_gamma': 2}
+    assert t.G_kwargs.num_fp16_res == 4 and t.G_kwargs.conv_clamp == 256 and t.ada_target == 0.6
+    assert t.augment_kwargs.xflip == 1 and 'noise' not in t.augment_kwargs
+
+    r = config(cfg='stylegan3-r', cbase=16384)
+    assert r.G_kwargs.channel_base == 32768 and r.G_kwargs.channel_max == 1024 and r.D_kwargs.channel_base == 16384
+    assert r.G_kwargs.conv_kernel == 1 and r.G_kwargs.use_radial_filters is True
+    assert r.loss_kwargs.blur_init_sigma == 10 and r.loss_kwargs.blur_fade_kimg == 200
+
+    s2 = config(cfg='stylegan2', batch=64, gpus=2, fp32=True)
+    assert s2.G_kwargs.class_name == 'training.networks_stylegan2.Generator' and s2.G_opt_kwargs.lr == 0.002
+    assert s2.G_kwargs.mapping_kwargs.num_layers == 8 and s2.G_reg_interval == 4 and s2.batch_gpu == 32
+    assert s2.loss_kwargs.pl_weight == 2 and s2.loss_kwargs.style_mixing_prob == 0.9
+    assert s2.loss_kwargs.pl_no_weight_grad is True and s2.G_kwargs.fused_modconv_default == 'inference_only'
+    assert s2.G_kwargs.num_fp16_res == 0 and s2.G_kwargs.conv_clamp is None and s2.ema_kimg == 20
+
+    fine = config(cfg='stylegan3-r', resume='x.pkl', aug='fixed', p=0.3)
+    assert fine.resume_pkl == 'x.pkl' and fine.ada_kimg == 100 and fine.ema_rampup is None
+    assert fine.loss_kwargs.blur_init_sigma == 0 and fine.augment_p == 0.3 and 'ada_target' not in fine
+
+#----------------------------------------------------------------------------
+# Fine-tuning from a published-format pickle.
+
+@pytest.fixture
+def one_thread():
+    """In-process network work on one thread (the test machine's cores are shared)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_resume_from_golden_pickle_renders_its_fakes(tmp_path, data_dir, golden_dir, golden_pkl, one_thread):
+    import dnnlib
+    import train
+    from training import training_loop
+    ds64 = tmp_path / 'signer64.zip'
+    dataset_tool.convert_dataset(str(data_dir / 'signer-pix2pix-256.mp4'), str(ds64), max_images=4,
+                                 transform='center-crop', resolution=(64, 64), progress=False)
+    golden = np.load(golden_dir / 'golden_stylegan3-r_64.npz')
+    meta = json.loads(str(golden['meta']))
+    opts = dnnlib.EasyDict(_cli_defaults(cfg='stylegan3-r', cbase=meta['channel_base'], cmax=meta['channel_max'],
+                                         data=str(ds64), gpus=1, batch=4, gamma=1, outdir=str(tmp_path),
+                                         resume=str(golden_pkl), grid=[3, 2], workers=0))
+    c, _desc, _ds = train.build_config(opts)
+    c.G_kwargs.z_dim, c.G_kwargs.w_dim = meta['z_dim'], meta['w_dim']
+    c.run_dir = str(tmp_path / 'run')
+    os.makedirs(c.run_dir)
+    trainer = training_loop.Trainer(training_loop.TrainingOptions.from_dict(c))
+
+    # The weights arrived by name, and the network reproduces the published output.
+    with open(golden_pkl, 'rb') as f:
+        ref = pickle.load(f)
+    for name, value in ref['G'].state_dict().items():
+        assert torch.equal(trainer.G_ema.state_dict()[name], value), name
+    img = trainer.G_ema(torch.from_numpy(golden['z']), torch.zeros([3, 0]), noise_mode='const', force_fp32=True)
+    np.testing.assert_allclose(img.detach().numpy(), golden['img'], rtol=0, atol=1e-4 * np.abs(golden['img']).max())
+
+    # fakes_init.png is that network's image of the grid latents.
+    z = training_loop.grid_latents(6, meta['z_dim'], random_seed=0)
+    expected = ref['G'](z, torch.zeros([6, 0]), noise_mode='const').numpy()
+    expected = np.rint((expected + 1) * 127.5).clip(0, 255).astype(np.uint8)
+    expected = expected.reshape(2, 3, 3, 64, 64).transpose(0, 3, 1, 4, 2).reshape(128, 192, 3)
+    with PIL.Image.open(tmp_path / 'run' / 'fakes_init.png') as f:
+        got = np.asarray(f)
+    assert got.shape == expected.shape
+    assert np.abs(got.astype(int) - expected).max() <= 1
+    assert (tmp_path / 'run' / 'reals.png').is_file()
