@@ -1,0 +1,176 @@
+"""The pieces of training/training_loop.py: optimizer phases, gradient averaging, EMA, image grids, random
+streams, and the metric hook of a snapshot."""
+
+import json
+import pathlib
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+import dnnlib
+from training import training_loop as tl
+from training.dataset import ImageFolderDataset
+
+#----------------------------------------------------------------------------
+# Phases and gradients.
+
+def test_lazy_regularisation_adjusts_adam():
+    net = torch.nn.Linear(3, 2)
+    opt_kwargs = dict(class_name='torch.optim.Adam', lr=0.002, betas=[0, 0.99], eps=1e-8)
+    main, reg = tl.build_phases('D', net, opt_kwargs, reg_interval=16)
+    assert (main.name, main.interval, reg.name, reg.interval) == ('Dmain', 1, 'Dreg', 16)
+    assert main.opt is reg.opt
+    group = main.opt.param_groups[0]
+    c = 16 / 17
+    assert group['lr'] == pytest.approx(0.002 * c)
+    assert group['betas'] == pytest.approx((0.0, 0.99 ** c))
+    assert opt_kwargs['lr'] == 0.002  # the options are not modified
+
+    (both,) = tl.build_phases('G', net, opt_kwargs, reg_interval=None)
+    assert both.name == 'Gboth' and both.interval == 1
+    assert both.opt.param_groups[0]['lr'] == 0.002 and both.opt.param_groups[0]['betas'] == (0.0, 0.99)
+
+
+def test_gradients_are_averaged_over_slots_and_cleaned():
+    net = torch.nn.Linear(2, 1, bias=False)
+    total = None
+    for value in ([1.0, 2.0], [3.0, float('nan')]):
+        net.weight.grad = torch.tensor([value])
+        total = tl.take_gradients(net, total)
+        assert net.weight.grad is None
+    net.weight.grad = total[net.weight]
+    tl.sync_gradients(net, num_gpus=1, num_slots=2)
+    assert net.weight.grad.tolist() == [[2.0, 0.0]]  # (1 + 3) / 2; NaN -> 0
+
+    net.weight.grad = torch.tensor([[float('inf'), -float('inf')]])
+    tl.sync_gradients(net, num_gpus=1, num_slots=1)
+    assert net.weight.grad.tolist() == [[1e5, -1e5]]
+
+
+def test_ema_half_life_and_rampup():
+    G = torch.nn.Linear(1, 1, bias=False).requires_grad_(False)
+    G.register_buffer('stat', torch.tensor([5.0]))
+    G_ema = torch.nn.Linear(1, 1, bias=False).requires_grad_(False)
+    G_ema.register_buffer('stat', torch.tensor([0.0]))
+    with torch.no_grad():
+        G.weight.fill_(1.0)
+        G_ema.weight.fill_(0.0)
+    # Half-life 10 kimg, batch 10000: beta = 0.5 -> halfway.
+    beta = tl.update_ema(G_ema, G, batch_size=10_000, cur_nimg=10**9, ema_kimg=10, ema_rampup=0.05)
+    assert beta == pytest.approx(0.5) and float(G_ema.weight) == pytest.approx(0.5)
+    assert float(G_ema.stat) == 5.0  # buffers are copied
+    # Early in a run the half-life is cur_nimg * rampup: at 0 images G_ema becomes G.
+    beta = tl.update_ema(G_ema, G, batch_size=32, cur_nimg=0, ema_kimg=10, ema_rampup=0.05)
+    assert beta == 0 and float(G_ema.weight) == 1.0
+    beta = tl.update_ema(G_ema, G, batch_size=32, cur_nimg=0, ema_kimg=10, ema_rampup=None)
+    assert beta == pytest.approx(0.5 ** (32 / 10_000))
+
+#----------------------------------------------------------------------------
+# Image grids.
+
+def _labelled_folder(root: pathlib.Path, n: int = 6) -> pathlib.Path:
+    folder = root / 'labelled'
+    folder.mkdir()
+    labels = []
+    for i in range(n):
+        name = f'img{i}.png'
+        PIL.Image.fromarray(np.full([8, 8, 3], 40 * i, dtype=np.uint8)).save(folder / name)
+        labels.append([name, i % 2])
+    (folder / 'dataset.json').write_text(json.dumps({'labels': labels}))
+    return folder
+
+
+def test_grid_rows_follow_labels(tmp_path):
+    ds = ImageFolderDataset(str(_labelled_folder(tmp_path)), use_labels=True)
+    (gw, gh), images, labels = tl.snapshot_grid(ds, random_seed=3, image_grid=[3, 4])
+    assert (gw, gh) == (3, 4) and images.shape == (12, 3, 8, 8) and labels.shape == (12, 2)
+    rows = labels.argmax(1).reshape(4, 3)
+    assert rows.tolist() == [[0, 0, 0], [1, 1, 1], [0, 0, 0], [1, 1, 1]]
+    # Each image sits in the row of its own label (pixel value 40 * i, label i % 2).
+    assert ((images[:, 0, 0, 0] // 40) % 2 == labels.argmax(1)).all()
+    # The default grid fills about 7680x4320 pixels: 7..32 columns, 4..32 rows.
+    assert tl.grid_shape([3, 8, 8]) == (32, 32)
+    assert tl.grid_shape([3, 1024, 1024]) == (7, 4)
+    assert tl.grid_shape([3, 256, 256]) == (30, 16)
+
+
+def test_image_grid_layout(tmp_path):
+    images = np.zeros([6, 3, 2, 2], dtype=np.uint8)
+    for k in range(6):
+        images[k] = 10 * k
+    path = tmp_path / 'grid.png'
+    tl.save_image_grid(images, str(path), drange=(0, 255), grid_size=(3, 2))
+    with PIL.Image.open(path) as img:
+        grid = np.asarray(img)
+    assert grid.shape == (4, 6, 3)
+    for k in range(6):
+        row, col = divmod(k, 3)
+        assert (grid[2 * row:2 * row + 2, 2 * col:2 * col + 2] == 10 * k).all()
+    # Float images in [-1, 1] map to [0, 255].
+    tl.save_image_grid(torch.tensor([[[[-1.0]]], [[[1.0]]]]), str(path), drange=(-1, 1), grid_size=(2, 1))
+    with PIL.Image.open(path) as img:
+        assert np.asarray(img).tolist() == [[0, 255]]
+
+#----------------------------------------------------------------------------
+# Random streams.
+
+def test_batch_latents_resume_and_are_shared(tmp_path):
+    ds = ImageFolderDataset(str(_labelled_folder(tmp_path)), use_labels=True)
+    a = tl.BatchLatents(ds, z_dim=4, random_seed=7)
+    b = tl.BatchLatents(ds, z_dim=4, random_seed=7)
+    z1, c1 = a.draw(3, 5)
+    assert z1.shape == (3, 5, 4) and c1.shape == (3, 5, 2) and (c1.sum(-1) == 1).all()
+    state = a.state_dict()
+    z2, c2 = a.draw(3, 5)
+    assert not torch.equal(z1, z2)
+    b.load_state_dict(state)
+    z3, c3 = b.draw(3, 5)
+    assert torch.equal(z2, z3) and torch.equal(c2, c3)
+
+
+def test_rng_states_round_trip():
+    state = tl.capture_rng_state(torch.device('cpu'))
+    draws = (torch.rand(3), np.random.rand(3), __import__('random').random())
+    tl.restore_rng_state(state, torch.device('cpu'))
+    again = (torch.rand(3), np.random.rand(3), __import__('random').random())
+    assert torch.equal(draws[0], again[0]) and np.array_equal(draws[1], again[1]) and draws[2] == again[2]
+
+#----------------------------------------------------------------------------
+# Metrics on snapshots (the metric computation itself is stubbed: 50k images are too many for a test).
+
+def test_snapshot_metrics_are_recorded(tmp_path, data_dir, monkeypatch):
+    import dataset_tool
+    import train
+    from metrics import metric_main
+    ds = tmp_path / 'ds.zip'
+    dataset_tool.convert_dataset(str(data_dir / 'signer-pix2pix-256.mp4'), str(ds), max_images=4,
+                                 transform='center-crop', resolution=(16, 16), progress=False)
+    calls = []
+
+    def fake_calc_metric(metric, **kwargs):
+        calls.append((metric, kwargs))
+        return dnnlib.EasyDict(results=dnnlib.EasyDict({metric: 12.5}), metric=metric, total_time=0.1,
+                               total_time_str='0s', num_gpus=kwargs['num_gpus'])
+    monkeypatch.setattr(metric_main, 'calc_metric', fake_calc_metric)
+
+    opts = dnnlib.EasyDict(train.main.make_context('train.py', [
+        '--outdir', str(tmp_path), '--cfg=stylegan3-t', f'--data={ds}', '--gpus=1', '--batch=4', '--gamma=1',
+        '--cbase=256', '--cmax=16', '--kimg=0.004', '--metrics=fid50k_full', '--workers=0', '--grid=2x1']).params)
+    c, _desc, _ds = train.build_config(opts)
+    c.run_dir = str(tmp_path / 'run')
+    pathlib.Path(c.run_dir).mkdir()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        tl.training_loop(**c)
+    finally:
+        torch.set_num_threads(threads)
+
+    assert [m for m, _kw in calls] == ['fid50k_full']
+    kwargs = calls[0][1]
+    assert kwargs['dataset_kwargs']['path'] == str(ds) and kwargs['num_gpus'] == 1 and kwargs['rank'] == 0
+    assert not kwargs['G'].training and next(kwargs['G'].parameters()).device.type == 'cpu'
+    line = json.loads((tmp_path / 'run' / 'metric-fid50k_full.jsonl').read_text().splitlines()[-1])
+    assert line['results'] == {'fid50k_full': 12.5} and line['snapshot_pkl'] == 'network-snapshot-000000.pkl'
