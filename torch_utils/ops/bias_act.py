@@ -19,6 +19,8 @@ import torch.nn.functional as F
 
 from dnnlib import EasyDict
 
+from . import cuda_kernels as _cuda_kernels
+
 #----------------------------------------------------------------------------
 # Activation records.
 #
@@ -65,9 +67,13 @@ def _fast_impl(x: torch.Tensor, impl: str) -> Callable[..., torch.Tensor]:
     """The implementation to run for `x`: a fused kernel when one exists for its device, else the
     reference. Fused kernels plug in here with the signature of `_bias_act_ref`, e.g. the CUDA
     plugin (`torch_utils.custom_ops.get_plugin`, loaded lazily on first use) when
-    `impl == 'cuda' and x.device.type == 'cuda'`. None exists yet: always the reference."""
+    `impl == 'cuda' and x.device.type == 'cuda'`."""
     if impl not in ("ref", "cuda"):
         raise ValueError(f"impl must be 'ref' or 'cuda', got {impl!r}")
+    if impl == "cuda" and x.device.type == "cuda":
+        fn = _cuda_kernels.bias_act_impl(x, _bias_act_ref)  # None: no kernel here (warned once)
+        if fn is not None:
+            return fn
     return _bias_act_ref
 
 #----------------------------------------------------------------------------
