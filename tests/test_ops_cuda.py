@@ -574,6 +574,9 @@ def test_public_ops_run_the_kernels_on_cuda(cuda):
         assert rel_err(run("cuda"), run("ref")) < FP32_TOL
     for plugin in (cuda_kernels.bias_act_plugin, cuda_kernels.upfirdn2d_plugin, cuda_kernels.filtered_lrelu_plugin):
         assert plugin._module is not None, plugin.error
+    assert cuda_kernels.bias_act_impl(x, bias_act._bias_act_ref) is not None
+    with cuda_kernels.kernels_enabled(False):  # the switch bench/ops_gpu.py uses for its reference timings
+        assert cuda_kernels.bias_act_impl(x, bias_act._bias_act_ref) is None
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
@@ -623,6 +626,14 @@ def test_plugins_are_declared_for_the_prebuild():
     assert res.returncode == 0, res.stderr
     for name in ("bias_act_cuda", "upfirdn2d_cuda", "filtered_lrelu_cuda"):
         assert f"('{name}', 'cuda')" in res.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without CUDA")
+def test_gpu_benchmark_without_cuda_says_so():
+    res = subprocess.run([sys.executable, os.path.join(REPO, "bench", "ops_gpu.py")], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 1
+    assert "needs a CUDA GPU" in res.stderr and "Traceback" not in res.stderr
 
 
 @pytest.mark.xfail(reason="custom_ops run as __main__ keeps its own plugin registry, so --list/--build see none "

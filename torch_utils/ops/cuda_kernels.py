@@ -23,10 +23,11 @@ next to this file. Build settings: see `torch_utils.custom_ops`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -49,10 +50,23 @@ filtered_lrelu_plugin = custom_ops.Plugin("filtered_lrelu_cuda",
                                           kind="cuda", extra_cuda_cflags=_CUDA_FLAGS)
 
 _KERNEL_DTYPES = (torch.float32, torch.float16)
+_enabled = True
+
+
+@contextlib.contextmanager
+def kernels_enabled(enabled: bool) -> Iterator[None]:
+    """Within the block, `impl='cuda'` runs the kernels (True) or the reference ops (False), e.g. to
+    time both in one process (bench/ops_gpu.py). Not thread-safe: meant for scripts."""
+    global _enabled
+    previous, _enabled = _enabled, bool(enabled)
+    try:
+        yield
+    finally:
+        _enabled = previous
 
 
 def _wants_kernel(x: torch.Tensor) -> bool:
-    return isinstance(x, torch.Tensor) and x.device.type == "cuda" and x.dtype in _KERNEL_DTYPES
+    return _enabled and isinstance(x, torch.Tensor) and x.device.type == "cuda" and x.dtype in _KERNEL_DTYPES
 
 #----------------------------------------------------------------------------
 # bias_act
