@@ -59,14 +59,17 @@ __device__ __forceinline__ float act_d2(int act, float z, float alpha) {
     }
 }
 
-template <typename T>
+// I: index type, uint32_t when numel < 2^31 (64-bit division costs tens of instructions per element).
+template <typename T, typename I>
 __global__ void __launch_bounds__(256) bias_act_kernel(BiasActParams p) {
     const T* ref = static_cast<const T*>(p.ref);
     const T* b = static_cast<const T*>(p.b);
     const T* dy = static_cast<const T*>(p.dy);
     T* out = static_cast<T*>(p.out);
-    const int64_t step = int64_t(gridDim.x) * blockDim.x;
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.numel; i += step) {
+    const I numel = static_cast<I>(p.numel);
+    const I bias_stride = static_cast<I>(p.bias_stride), channels = static_cast<I>(p.channels);
+    const I step = static_cast<I>(gridDim.x) * blockDim.x;
+    for (I i = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; i < numel; i += step) {
         float r = load(ref[i]);
         float res;
         if (p.order == 1 && p.ref_is_y) {
@@ -76,7 +79,7 @@ __global__ void __launch_bounds__(256) bias_act_kernel(BiasActParams p) {
             res = pass ? load(dy[i]) * d * p.gain : 0.0f;
         } else {
             float z = r;
-            if (b != nullptr) z += load(b[(i / p.bias_stride) % p.channels]);
+            if (b != nullptr) z += load(b[(i / bias_stride) % channels]);
             float s = act_value(p.act, z, p.alpha) * p.gain;
             if (p.order == 0) {
                 if (p.clamp >= 0.0f) s = s > p.clamp ? p.clamp : (s < -p.clamp ? -p.clamp : s);  // NaN stays NaN
@@ -103,7 +106,11 @@ cudaError_t bias_act_launch(const BiasActParams& p, bool half, cudaStream_t stre
     dim3 grid(grid_for(p.numel, threads)), block(threads);
     BiasActParams q = p;
     void* args[] = {&q};
-    cudaError_t err = half ? cudaLaunchKernel(bias_act_kernel<c10::Half>, grid, block, args, 0, stream)
-                           : cudaLaunchKernel(bias_act_kernel<float>, grid, block, args, 0, stream);
+    const bool small = p.numel < (int64_t(1) << 31);  // then i + step < 2^32: no overflow in 32 bits
+    cudaError_t err;
+    if (half) err = small ? cudaLaunchKernel(bias_act_kernel<c10::Half, uint32_t>, grid, block, args, 0, stream)
+                          : cudaLaunchKernel(bias_act_kernel<c10::Half, int64_t>, grid, block, args, 0, stream);
+    else err = small ? cudaLaunchKernel(bias_act_kernel<float, uint32_t>, grid, block, args, 0, stream)
+                     : cudaLaunchKernel(bias_act_kernel<float, int64_t>, grid, block, args, 0, stream);
     return err != cudaSuccess ? err : cudaGetLastError();
 }

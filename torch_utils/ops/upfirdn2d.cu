@@ -9,8 +9,9 @@ namespace {
 
 using namespace ops_cuda;
 
-// UP_X ... FH: compile-time values, or 0 to read them from the parameters.
-template <typename TIn, typename TOut, int UP_X, int UP_Y, int DOWN_X, int DOWN_Y, int FW, int FH>
+// UP_X ... FH: compile-time values, or 0 to read them from the parameters. I: index type of the
+// output loop, uint32_t when there are fewer than 2^31 outputs (64-bit division is slow on GPUs).
+template <typename TIn, typename TOut, typename I, int UP_X, int UP_Y, int DOWN_X, int DOWN_Y, int FW, int FH>
 __global__ void __launch_bounds__(256) upfirdn2d_kernel(UpFirDn2dParams p) {
     const TIn* __restrict__ x = static_cast<const TIn*>(p.x);
     TOut* __restrict__ y = static_cast<TOut*>(p.y);
@@ -22,19 +23,19 @@ __global__ void __launch_bounds__(256) upfirdn2d_kernel(UpFirDn2dParams p) {
     const int nt_x = (FW > 0 && UP_X > 0) ? (FW + UP_X - 1) / UP_X : ceil_div(fw, up_x);
     const int nt_y = (FH > 0 && UP_Y > 0) ? (FH + UP_Y - 1) / UP_Y : ceil_div(fh, up_y);
 
-    const int64_t plane_out = int64_t(p.out_h) * p.out_w;
+    const I plane_out = static_cast<I>(p.out_h) * static_cast<I>(p.out_w);
     const int64_t plane_in = int64_t(p.in_h) * p.in_w;
-    const int64_t total = p.planes * plane_out;
-    const int64_t step = int64_t(gridDim.x) * blockDim.x;
-    for (int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += step) {
-        const int64_t plane = idx / plane_out;
+    const I total = static_cast<I>(p.planes) * plane_out;
+    const I step = static_cast<I>(gridDim.x) * blockDim.x;
+    for (I idx = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += step) {
+        const I plane = idx / plane_out;
         const int rem = static_cast<int>(idx - plane * plane_out);
         const int oy = rem / p.out_w, ox = rem - oy * p.out_w;
         // Zero-stuffed (unpadded) coordinate of the first tap: input n meets tap a = n * up - k0.
         const int kx = ox * down_x - p.pad_x0, ky = oy * down_y - p.pad_y0;
         const int nx0 = ceil_div(kx, up_x), ny0 = ceil_div(ky, up_y);
         const int ax0 = nx0 * up_x - kx, ay0 = ny0 * up_y - ky;  // in [0, up)
-        const TIn* xp = x + plane * plane_in;
+        const TIn* xp = x + int64_t(plane) * plane_in;
         float acc = 0.0f;
 #pragma unroll
         for (int sy = 0; sy < nt_y; sy++) {
@@ -64,8 +65,11 @@ cudaError_t launch(const UpFirDn2dParams& p, cudaStream_t stream) {
     dim3 grid(grid_for(total, threads)), block(threads);
     UpFirDn2dParams q = p;
     void* args[] = {&q};
-    return cudaLaunchKernel(upfirdn2d_kernel<TIn, TOut, UP_X, UP_Y, DOWN_X, DOWN_Y, FW, FH>, grid, block, args, 0,
-                            stream);
+    if (total < (int64_t(1) << 31))  // then idx + step < 2^32: no overflow in 32 bits
+        return cudaLaunchKernel(upfirdn2d_kernel<TIn, TOut, uint32_t, UP_X, UP_Y, DOWN_X, DOWN_Y, FW, FH>, grid,
+                                block, args, 0, stream);
+    return cudaLaunchKernel(upfirdn2d_kernel<TIn, TOut, int64_t, UP_X, UP_Y, DOWN_X, DOWN_Y, FW, FH>, grid, block,
+                            args, 0, stream);
 }
 
 template <typename TIn, typename TOut>
