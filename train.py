@@ -29,6 +29,7 @@ import os
 import re
 import sys
 import tempfile
+import types
 from typing import Any
 
 import click
@@ -183,12 +184,20 @@ def build_config(opts: dnnlib.EasyDict) -> tuple[dnnlib.EasyDict, str, Any]:
     return c, desc, dataset
 
 
-def check_resume_pkl(resume_pkl: str, dataset) -> None:
-    """Load the network pickle once before starting, so that a bad file or a network that does not fit
-    the dataset stops the run before anything is written."""
+def check_resume_pkl(c: dnnlib.EasyDict, dataset) -> None:
+    """Load the network pickle once before starting, so that a bad file or networks that do not fit the
+    dataset or the options stop the run before anything is written."""
     import legacy
-    from training.training_loop import check_resume_compatible
-    check_resume_compatible(legacy.load_network_pkl(resume_pkl), dataset, resume_pkl)
+    from training.training_loop import check_resume_compatible, copy_resume_weights
+    resume_data = legacy.load_network_pkl(c.resume_pkl)
+    label_dim = dataset.label_dim if c.training_set_kwargs.use_labels else 0  # as the loop will see it (--cond)
+    shape = types.SimpleNamespace(resolution=dataset.resolution, num_channels=dataset.num_channels,
+                                  label_dim=label_dim)
+    check_resume_compatible(resume_data, shape, c.resume_pkl)
+    common = dict(c_dim=label_dim, img_resolution=dataset.resolution, img_channels=dataset.num_channels)
+    networks = {'G': dnnlib.util.construct_class_by_name(**c.G_kwargs, **common),
+                'D': dnnlib.util.construct_class_by_name(**c.D_kwargs, **common)}
+    copy_resume_weights(resume_data, networks, c.resume_pkl)
 
 
 def next_run_dir(outdir: str, desc: str) -> str:
@@ -451,7 +460,7 @@ def main(ctx: click.Context, **kwargs) -> None:
     else:
         c, desc, dataset = build_config(opts)
         if opts.resume is not None:
-            check_resume_pkl(opts.resume, dataset)
+            check_resume_pkl(c, dataset)
         c.cli_options = {k: v for k, v in kwargs.items() if k != 'dry_run'}
         run_dir, new_run = next_run_dir(opts.outdir, desc), True
         c.run_dir = run_dir

@@ -69,6 +69,14 @@ def tiny_zip(tmp_path_factory, data_dir) -> pathlib.Path:
 
 
 @pytest.fixture(scope='module')
+def signer64_zip(tmp_path_factory, data_dir) -> pathlib.Path:
+    dest = tmp_path_factory.mktemp('data64') / 'signer64.zip'
+    dataset_tool.convert_dataset(str(data_dir / 'signer-pix2pix-256.mp4'), str(dest), max_images=4,
+                                 transform='center-crop', resolution=(64, 64), progress=False)
+    return dest
+
+
+@pytest.fixture(scope='module')
 def sg3t_run(tmp_path_factory, tiny_zip) -> pathlib.Path:
     """A finished stylegan3-t run of 3 ticks (0.064 kimg)."""
     outdir = tmp_path_factory.mktemp('runs-sg3t')
@@ -330,11 +338,12 @@ def _text_folder(root: pathlib.Path) -> pathlib.Path:
     ('not images', 'No images'),
     ('mixed sizes', 'differ'),
     ('resume resolution', '64x64'),
+    ('resume shapes', 'does not fit'),
     ('batch vs gpus', 'multiple of --gpus'),
     ('cond without labels', 'labels'),
     ('unknown metric', 'nope'),
 ])
-def test_bad_input_is_one_line_and_writes_nothing(tmp_path, tiny_zip, golden_pkl, case, fragment):
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, tiny_zip, signer64_zip, golden_pkl, case, fragment):
     outdir = tmp_path / 'runs'
     base = [f'--outdir={outdir}', '--cfg=stylegan3-t', '--gpus=1', '--batch=8', '--gamma=1', '--metrics=none']
     data = f'--data={tiny_zip}'
@@ -343,6 +352,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, tiny_zip, golden_pkl
         'not images': [f'--data={_text_folder(tmp_path)}'],
         'mixed sizes': [f'--data={_mixed_folder(tmp_path)}'],
         'resume resolution': [data, f'--resume={golden_pkl}'],
+        'resume shapes': [f'--data={signer64_zip}', f'--resume={golden_pkl}'],  # z_dim 32 in the pickle, 512 here
         'batch vs gpus': [data, '--gpus=3'],
         'cond without labels': [data, '--cond=1'],
         'unknown metric': [data, '--metrics=fid50k_full,nope'],
@@ -407,13 +417,11 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_resume_from_golden_pickle_renders_its_fakes(tmp_path, data_dir, golden_dir, golden_pkl, one_thread):
+def test_resume_from_golden_pickle_renders_its_fakes(tmp_path, signer64_zip, golden_dir, golden_pkl, one_thread):
     import dnnlib
     import train
     from training import training_loop
-    ds64 = tmp_path / 'signer64.zip'
-    dataset_tool.convert_dataset(str(data_dir / 'signer-pix2pix-256.mp4'), str(ds64), max_images=4,
-                                 transform='center-crop', resolution=(64, 64), progress=False)
+    ds64 = signer64_zip
     golden = np.load(golden_dir / 'golden_stylegan3-r_64.npz')
     meta = json.loads(str(golden['meta']))
     opts = dnnlib.EasyDict(_cli_defaults(cfg='stylegan3-r', cbase=meta['channel_base'], cmax=meta['channel_max'],

@@ -140,7 +140,7 @@ def test_rng_states_round_trip():
 #----------------------------------------------------------------------------
 # Metrics on snapshots (the metric computation itself is stubbed: 50k images are too many for a test).
 
-def test_snapshot_metrics_are_recorded(tmp_path, data_dir, monkeypatch):
+def test_snapshot_metrics_are_recorded(tmp_path, data_dir, monkeypatch, one_thread):
     import dataset_tool
     import train
     from metrics import metric_main
@@ -161,12 +161,7 @@ def test_snapshot_metrics_are_recorded(tmp_path, data_dir, monkeypatch):
     c, _desc, _ds = train.build_config(opts)
     c.run_dir = str(tmp_path / 'run')
     pathlib.Path(c.run_dir).mkdir()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        tl.training_loop(**c)
-    finally:
-        torch.set_num_threads(threads)
+    tl.training_loop(**c)
 
     assert [m for m, _kw in calls] == ['fid50k_full']
     kwargs = calls[0][1]
@@ -174,3 +169,33 @@ def test_snapshot_metrics_are_recorded(tmp_path, data_dir, monkeypatch):
     assert not kwargs['G'].training and next(kwargs['G'].parameters()).device.type == 'cpu'
     line = json.loads((tmp_path / 'run' / 'metric-fid50k_full.jsonl').read_text().splitlines()[-1])
     assert line['results'] == {'fid50k_full': 12.5} and line['snapshot_pkl'] == 'network-snapshot-000000.pkl'
+
+
+def test_conditional_training_uses_the_labels(tmp_path, one_thread):
+    import pickle
+
+    import train
+    folder = _labelled_folder(tmp_path, n=8)
+    opts = dnnlib.EasyDict(train.main.make_context('train.py', [
+        '--outdir', str(tmp_path), '--cfg=stylegan2', f'--data={folder}', '--cond=1', '--gpus=1', '--batch=4',
+        '--gamma=1', '--cbase=256', '--cmax=16', '--kimg=0.008', '--metrics=none', '--workers=0', '--grid=2x2',
+        '--snap=10']).params)
+    c, _desc, _ds = train.build_config(opts)
+    assert c.training_set_kwargs.use_labels is True
+    c.run_dir = str(tmp_path / 'run')
+    pathlib.Path(c.run_dir).mkdir()
+    tl.training_loop(**c)
+    with open(tmp_path / 'run' / 'network-snapshot-000000.pkl', 'rb') as f:
+        snapshot = pickle.load(f)
+    assert snapshot['G'].c_dim == 2 and snapshot['D'].c_dim == 2
+    stats = [json.loads(line) for line in (tmp_path / 'run' / 'stats.jsonl').read_text().splitlines()]
+    assert stats[-1]['Progress/kimg']['mean'] == pytest.approx(0.008)
+
+
+@pytest.fixture
+def one_thread():
+    """In-process network work on one thread (the test machine's cores are shared)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

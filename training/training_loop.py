@@ -395,9 +395,10 @@ class PhaseTimer:
 #----------------------------------------------------------------------------
 # Checking that a network pickle fits the dataset.
 
-def check_resume_compatible(resume_data: dict, training_set, source: str) -> None:
-    """UserError when the networks in `resume_data` cannot be fine-tuned on `training_set`."""
-    G = resume_data.get('G_ema') or resume_data.get('G')
+def check_resume_compatible(resume_data: dict, training_set: Any, source: str) -> None:
+    """UserError when the networks in `resume_data` cannot be fine-tuned on `training_set` (anything with
+    the `resolution`, `num_channels` and `label_dim` of the dataset as the loop sees it)."""
+    G = resume_data.get('G_ema') if resume_data.get('G_ema') is not None else resume_data.get('G')
     if G is None:
         raise dnnlib.UserError(f'{source} holds no generator to resume from')
     res = getattr(G, 'img_resolution', None)
@@ -413,6 +414,19 @@ def check_resume_compatible(resume_data: dict, training_set, source: str) -> Non
     if c_dim is not None and c_dim != training_set.label_dim:
         raise dnnlib.UserError(f'{source} is conditioned on {c_dim} label dimensions but the training set has '
                                f'{training_set.label_dim} (check --cond)')
+
+def copy_resume_weights(resume_data: dict, networks: dict[str, torch.nn.Module], source: str) -> None:
+    """Copy parameters and buffers by name from the networks of a pickle into `networks` ({'G': ..., ...});
+    names the source lacks keep their values (published behaviour), a shape that differs is a UserError."""
+    for name, module in networks.items():
+        if resume_data.get(name) is None:
+            log.warning('%s has no %s; keeping the fresh initialisation', source, name)
+            continue
+        try:
+            misc.copy_params_and_buffers(resume_data[name], module, require_all=False)
+        except ValueError as e:
+            raise dnnlib.UserError(f'{source}: its {name} does not fit the network built from the options '
+                                   f'(--cfg, --cbase, --cmax, --map-depth): {e}') from None
 
 #----------------------------------------------------------------------------
 # The trainer.
@@ -520,15 +534,7 @@ class Trainer:
         log.info('Resuming from "%s"', resume_pkl)
         resume_data = legacy.load_network_pkl(resume_pkl)
         check_resume_compatible(resume_data, self.training_set, resume_pkl)
-        for name, module in (('G', self.G), ('D', self.D), ('G_ema', self.G_ema)):
-            if resume_data.get(name) is None:
-                log.warning('%s has no %s; keeping the fresh initialisation', resume_pkl, name)
-                continue
-            try:
-                misc.copy_params_and_buffers(resume_data[name], module, require_all=False)
-            except ValueError as e:
-                raise dnnlib.UserError(f'{resume_pkl}: its {name} does not fit the network built from the options '
-                                       f'(--cfg, --cbase, --cmax, --map-depth): {e}') from None
+        copy_resume_weights(resume_data, {'G': self.G, 'D': self.D, 'G_ema': self.G_ema}, resume_pkl)
 
     def _print_summaries(self) -> None:
         z = torch.zeros([self.opts.batch_gpu, self.G.z_dim], device=self.device)
