@@ -10,6 +10,11 @@
 // Buffers are reused once dead: I and M share one array, H and G the other (with a 2-D up
 // filter, I lives in the second array, since M is computed from it directly).
 //
+// Shared-memory banks: the loops that walk down columns (step 3) give consecutive threads
+// consecutive rows, and the rows of I, H and M have odd strides, so a warp touches 32 different
+// banks. M keeps each row split by column phase (column j at (j % DOWN) * QW + j / DOWN), so the
+// decimating reads of step 4 (every DOWN-th column) are unit-stride across a warp too.
+//
 // Codes: each block writes the codes of the intermediate rows and columns it owns, a partition of
 // the grid into tile-sized stripes, so no two blocks write the same byte.
 
@@ -49,7 +54,11 @@ struct FusedShape {
     static constexpr int ISX = (MSX + FU - 1 + UP - 1) / UP;  // input samples of a tile
     static constexpr int ISY = (MSY + FU - 1 + UP - 1) / UP;
     static constexpr int NTU = (FU + UP - 1) / UP;            // up-filter taps per intermediate sample
-    static constexpr int IN = ISY * ISX, MID = MSY * MSX, H = ISY * MSX, G = MSY * TOX;
+    static constexpr int IS = ISX | 1;                        // odd row strides (see the top)
+    static constexpr int HS = MSX | 1;
+    static constexpr int QW = (MSX + DOWN - 1) / DOWN;        // columns of one phase of an M row
+    static constexpr int MS = (DOWN * QW) | 1;
+    static constexpr int IN = ISY * IS, MID = MSY * MS, H = ISY * HS, G = MSY * TOX;
     static constexpr int A = FU2D ? MID : cmax(IN, MID);
     static constexpr int B = cmax(FU2D ? IN : H, FD2D ? 1 : G);
     static constexpr int FU_N = FU2D ? FU * FU : FU;
@@ -69,6 +78,7 @@ template <typename T, int UP, int DOWN, int FU, int FD, bool FU2D, bool FD2D, in
 __global__ void __launch_bounds__(kThreads) filtered_lrelu_fused_kernel(FilteredLReluParams p) {
     using S = FusedShape<UP, DOWN, FU, FD, FU2D, FD2D, TOX, TOY>;
     constexpr int MSX = S::MSX, MSY = S::MSY, ISX = S::ISX, NTU = S::NTU;
+    constexpr int IS = S::IS, HS = S::HS, QW = S::QW, MS = S::MS;
     __shared__ float s_fu[S::FU_N];
     __shared__ float s_fd[S::FD_N];
     __shared__ float s_a[S::A];
@@ -111,23 +121,23 @@ __global__ void __launch_bounds__(kThreads) filtered_lrelu_fused_kernel(Filtered
         {
             const float bv = (bias != nullptr && p.mode != 2) ? load(bias[plane % p.channels]) : 0.0f;
             const T* xp = x + plane * in_plane;
-            for (int i = tid; i < S::IN; i += kThreads) {
+            for (int i = tid; i < S::ISY * ISX; i += kThreads) {
                 const int r = i / ISX, c = i - r * ISX;
                 const int gy = i0y + r, gx = i0x + c;
                 float v = 0.0f;
                 if (gy >= 0 && gy < p.in_h && gx >= 0 && gx < p.in_w) v = load(xp[int64_t(gy) * p.in_w + gx]) + bv;
-                s_in[i] = v;
+                s_in[r * IS + c] = v;
             }
         }
         __syncthreads();
 
         // 2. Separable up filter along x: H[r][jx] = sum_s I[r][c0 + s] * gu[a0 + s * UP].
         if (!FU2D) {
-            for (int i = tid; i < S::H; i += kThreads) {
+            for (int i = tid; i < S::ISY * MSX; i += kThreads) {
                 const int r = i / MSX, jx = i - r * MSX;
                 const int a0 = pos_mod(offx - jx, UP);
                 const int c0 = (jx + a0 - offx) / UP;
-                const float* row = s_in + r * ISX + c0;
+                const float* row = s_in + r * IS + c0;
                 float acc = 0.0f;
 #pragma unroll
                 for (int s = 0; s < NTU; s++) {
@@ -135,7 +145,7 @@ __global__ void __launch_bounds__(kThreads) filtered_lrelu_fused_kernel(Filtered
                     if (FU % UP != 0 && a >= FU) break;
                     acc += row[s] * s_fu[a];
                 }
-                s_h[i] = acc;
+                s_h[r * HS + jx] = acc;
             }
             __syncthreads();
         }
@@ -146,7 +156,7 @@ __global__ void __launch_bounds__(kThreads) filtered_lrelu_fused_kernel(Filtered
             const bool last_tx = tx == tiles_x - 1, last_ty = ty == tiles_y - 1;
             const uint8_t* si_plane = p.mode == 2 ? p.signs_in + plane * int64_t(p.s_h) * si_row : nullptr;
             for (int i = tid; i < MSY * GX; i += kThreads) {
-                const int jy = i / GX, g = i - jy * GX;
+                const int g = i / MSY, jy = i - g * MSY;  // consecutive threads: consecutive rows
                 const int ay0 = pos_mod(offy - jy, UP);
                 const int r0 = (jy + ay0 - offy) / UP;
                 unsigned int byte = 0;
@@ -160,7 +170,7 @@ __global__ void __launch_bounds__(kThreads) filtered_lrelu_fused_kernel(Filtered
                         for (int s = 0; s < NTU; s++) {
                             const int a = ay0 + s * UP;
                             if (FU % UP != 0 && a >= FU) break;
-                            t += s_h[(r0 + s) * MSX + jx] * s_fu[a];
+                            t += s_h[(r0 + s) * HS + jx] * s_fu[a];
                         }
                     } else {
                         const int ax0 = pos_mod(offx - jx, UP);
@@ -169,7 +179,7 @@ __global__ void __launch_bounds__(kThreads) filtered_lrelu_fused_kernel(Filtered
                         for (int sy = 0; sy < NTU; sy++) {
                             const int ay = ay0 + sy * UP;
                             if (FU % UP != 0 && ay >= FU) break;
-                            const float* row = s_in + (r0 + sy) * ISX + c0;
+                            const float* row = s_in + (r0 + sy) * IS + c0;
                             const float* frow = s_fu + ay * FU;
 #pragma unroll
                             for (int sx = 0; sx < NTU; sx++) {
@@ -189,7 +199,7 @@ __global__ void __launch_bounds__(kThreads) filtered_lrelu_fused_kernel(Filtered
                         v = activate(t, p.gain, p.slope, p.clamp, code);
                         byte |= code << (2 * k);
                     }
-                    s_mid[jy * MSX + jx] = v;
+                    s_mid[jy * MS + (jx % DOWN) * QW + jx / DOWN] = v;
                 }
                 if (p.mode == 1) {
                     const int gy = m0y + jy, gx = m0x + g * 4;
@@ -206,10 +216,10 @@ __global__ void __launch_bounds__(kThreads) filtered_lrelu_fused_kernel(Filtered
         if (!FD2D) {
             for (int i = tid; i < S::G; i += kThreads) {
                 const int jy = i / TOX, ox = i - jy * TOX;
-                const float* row = s_mid + jy * MSX + ox * DOWN;
+                const float* row = s_mid + jy * MS + ox;  // column ox * DOWN + a: phase a % DOWN, a / DOWN on
                 float acc = 0.0f;
 #pragma unroll
-                for (int a = 0; a < FD; a++) acc += row[a] * s_fd[a];
+                for (int a = 0; a < FD; a++) acc += row[(a % DOWN) * QW + a / DOWN] * s_fd[a];
                 s_g[i] = acc;
             }
             __syncthreads();
@@ -231,10 +241,10 @@ __global__ void __launch_bounds__(kThreads) filtered_lrelu_fused_kernel(Filtered
                 float acc = 0.0f;
 #pragma unroll 1
                 for (int a = 0; a < FD; a++) {  // rolled: unrolling both loops costs ~180 registers
-                    const float* row = s_mid + (oy * DOWN + a) * MSX + ox * DOWN;
+                    const float* row = s_mid + (oy * DOWN + a) * MS + ox;
                     const float* frow = s_fd + a * FD;
 #pragma unroll
-                    for (int c = 0; c < FD; c++) acc += row[c] * frow[c];
+                    for (int c = 0; c < FD; c++) acc += row[(c % DOWN) * QW + c / DOWN] * frow[c];
                 }
                 yp[int64_t(gy) * p.out_w + gx] = store<T>(acc * p.down_gain);
             }
