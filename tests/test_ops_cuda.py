@@ -400,6 +400,15 @@ def test_upfirdn2d_golden(backend, shared_dir):
         assert_close([y, dx], [t["y"], t["dx"]], FP32_TOL, f"golden case {i}")
 
 
+def test_upfirdn2d_without_filter(backend):
+    fn = backend.upfirdn2d()
+    x = torch.randn([2, 3, 5, 7], generator=torch.Generator().manual_seed(9)).to(backend.device)
+    for up, down, pad in [((1, 1), (1, 1), (1, 2, -1, 0)), ((2, 3), (3, 1), (0, 1, 2, 0))]:
+        got = _upfirdn_run(fn, x, None, up, down, pad, False, 3.0)
+        want = _upfirdn_run(upfirdn2d._upfirdn2d_ref, x, None, up, down, pad, False, 3.0)
+        assert_close(got, want, FP32_TOL, f"no filter, up {up} down {down} pad {pad}")
+
+
 def test_upfirdn2d_filter_with_gradient_goes_to_reference(backend):
     fn = backend.upfirdn2d()
     f = torch.ones([3, 3], device=backend.device, requires_grad=True)

@@ -181,10 +181,10 @@ def bias_act_impl(x: torch.Tensor, ref: Callable) -> Callable[..., torch.Tensor]
 #----------------------------------------------------------------------------
 # upfirdn2d
 
-def _filter_tensor(f: torch.Tensor | None, device: torch.device) -> torch.Tensor:
-    """Filter argument -> float32 contiguous taps on `device`; None is the 1-tap identity."""
+def _filter_tensor(f: torch.Tensor | None, device: torch.device, ndim: int = 1) -> torch.Tensor:
+    """Filter argument -> float32 contiguous taps on `device`; None is the 1-tap identity (of `ndim` dims)."""
     if f is None:
-        return torch.ones([1], dtype=torch.float32, device=device)
+        return torch.ones([1] * ndim, dtype=torch.float32, device=device)
     return f.detach().to(device=device, dtype=torch.float32).contiguous()
 
 
@@ -235,7 +235,7 @@ def _upfirdn2d(mod: Any, ref: Callable, x: torch.Tensor, f: torch.Tensor | None,
         return ref(x, f, up, down, pad, flip_filter, gain)  # the reference explains what is wrong
     cfg = _UpFirDnConfig(mod=mod, up=tuple(up), down=tuple(down), pad=tuple(pad), flip=bool(flip_filter),
                          gain=float(gain))
-    return _UpFirDn2d.apply(x, _filter_tensor(f, x.device), cfg)
+    return _UpFirDn2d.apply(x, _filter_tensor(f, x.device, ndim=2), cfg)  # 1x1 for None: a single pass
 
 
 def upfirdn2d_fn(mod: Any, ref: Callable) -> Callable[..., torch.Tensor]:
