@@ -267,6 +267,7 @@ def run_is_complete(c: dnnlib.EasyDict) -> bool:
     state = torch.load(c.resume_state, map_location='cpu', weights_only=True, mmap=True)
     return state['progress']['cur_nimg'] >= c.total_kimg * 1000
 
+
 def describe(c: dnnlib.EasyDict, run_dir: str, new_run: bool) -> str:
     """The options and the main facts of a run, as printed at its start (and kept in log.txt)."""
     ds = c.training_set_kwargs

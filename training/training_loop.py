@@ -783,14 +783,14 @@ class Trainer:
         if self.progress_fn is not None:
             self.progress_fn(p.cur_nimg // 1000, opts.total_kimg)
 
-        # Next tick.
+        # Next tick (the state is saved as of its start).
         p.cur_tick += 1
         p.tick_start_nimg = p.cur_nimg
-        self.tick_start_time = time.time()
-        p.elapsed = self.tick_start_time - self.start_time
+        p.elapsed = time.time() - self.start_time
         if snapshot is not None:
             self.save_state(snapshot_pkl)
-        self.maintenance_time = time.time() - tick_end_time
+        self.tick_start_time = time.time()
+        self.maintenance_time = self.tick_start_time - tick_end_time
         return done
 
     def _save_snapshot(self) -> tuple[str | None, dict]:
