@@ -628,6 +628,30 @@ def test_cpu_tensors_never_touch_the_plugins():
             assert plugin._module is None and plugin.error is None  # never even tried
 
 
+def test_plugin_that_cannot_launch_falls_back_once(caplog, monkeypatch):
+    """A plugin built without code for this GPU: one warning, then the reference (no second probe)."""
+    monkeypatch.setattr(cuda_kernels, "_runs_on", {})
+    calls = []
+
+    def probe(mod, device):
+        calls.append(device)
+        raise RuntimeError("bias_act: kernel launch failed: no kernel image is available for execution on the device")
+    with caplog.at_level("WARNING", logger="torch_utils.ops.cuda_kernels"):
+        for _ in range(3):
+            assert not cuda_kernels._runs(cuda_kernels.bias_act_plugin, object(), torch.device("cpu"), probe)
+    assert len(calls) == 1
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "no kernel image" in warnings[0] and "reference" in warnings[0]
+    assert cuda_kernels._runs(cuda_kernels.upfirdn2d_plugin, object(), torch.device("cpu"), lambda m, d: None)
+
+
+def test_probes_run_on_the_emulated_kernels(emulated):
+    """The probe launches themselves are valid calls of the bindings."""
+    cuda_kernels._probe_bias_act(emulated.ba, emulated.device)
+    cuda_kernels._probe_upfirdn2d(emulated.ufd, emulated.device)
+    cuda_kernels._probe_filtered_lrelu(emulated.fl, emulated.device)
+
+
 def test_plugins_are_declared_for_the_prebuild():
     code = ("import sys; sys.path.insert(0, %r); from torch_utils import custom_ops; "
             "print(sorted((n, p.kind) for n, p in custom_ops.all_plugins().items()))" % REPO)

@@ -4,8 +4,9 @@ The op modules import this module at their own import (cheap: it only declares t
 for `impl='cuda'` on a CUDA tensor, ask `bias_act_impl(x, ref)` (likewise `upfirdn2d_impl`,
 `filtered_lrelu_impl`) for the implementation to run. The answer has the signature of the op's
 reference function `ref`; it is None when the plugin cannot be built here (one warning, from
-`torch_utils.custom_ops`) or the dtype has no kernel (float32 and float16 do), and it hands
-argument combinations the kernels do not take (filters that need gradients, mixed dtypes) to `ref`.
+`torch_utils.custom_ops`), cannot launch on this GPU (one warning: a build without code for it),
+or the dtype has no kernel (float32 and float16 do), and it hands argument combinations the
+kernels do not take (filters that need gradients, mixed dtypes) to `ref`.
 
 Gradients:
 - `bias_act`: first and second derivatives with respect to `x` and `b` (R1 and path-length
@@ -26,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import logging
 import os
 from typing import Any, Callable, Iterator
 
@@ -33,6 +35,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from torch_utils import custom_ops
+
+log = logging.getLogger(__name__)
 
 _SRC = os.path.dirname(os.path.abspath(__file__))
 _COMMON_HEADERS = ["cuda_common.h", "binding_common.h"]
@@ -67,6 +71,30 @@ def kernels_enabled(enabled: bool) -> Iterator[None]:
 
 def _wants_kernel(x: torch.Tensor) -> bool:
     return _enabled and isinstance(x, torch.Tensor) and x.device.type == "cuda" and x.dtype in _KERNEL_DTYPES
+
+
+_runs_on: dict[tuple[str, str], bool] = {}  # (plugin, device) -> whether a probe launch worked
+
+
+def _runs(plugin: custom_ops.Plugin, mod: Any, device: torch.device, probe: Callable[[Any, torch.device], Any]) -> bool:
+    """Whether the built plugin can launch on `device`: a build can succeed and still lack code for
+    this GPU (TORCH_CUDA_ARCH_LIST without it). Probed once per device with a tiny launch; on
+    failure one warning, and the reference from then on."""
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    key = (plugin.name, str(device))
+    ok = _runs_on.get(key)
+    if ok is None:
+        try:
+            probe(mod, device)
+            ok = True
+        except RuntimeError as e:
+            lines = str(e).strip().splitlines()
+            log.warning("Custom op '%s' cannot run on %s (%s); using the reference implementation.", plugin.name,
+                        device, lines[-1] if lines else type(e).__name__)
+            ok = False
+        _runs_on[key] = ok
+    return ok
 
 #----------------------------------------------------------------------------
 # bias_act
@@ -176,7 +204,13 @@ def bias_act_impl(x: torch.Tensor, ref: Callable) -> Callable[..., torch.Tensor]
     if not _wants_kernel(x):
         return None
     mod = bias_act_plugin.load()
-    return None if mod is None else bias_act_fn(mod, ref)
+    if mod is None or not _runs(bias_act_plugin, mod, x.device, _probe_bias_act):
+        return None
+    return bias_act_fn(mod, ref)
+
+
+def _probe_bias_act(mod: Any, device: torch.device) -> None:
+    mod.bias_act(torch.zeros([1], device=device), None, None, 0, 0, ACT_INDEX["lrelu"], 0.2, 1.0, -1.0, False)
 
 #----------------------------------------------------------------------------
 # upfirdn2d
@@ -248,7 +282,14 @@ def upfirdn2d_impl(x: torch.Tensor, ref: Callable) -> Callable[..., torch.Tensor
     if not _wants_kernel(x):
         return None
     mod = upfirdn2d_plugin.load()
-    return None if mod is None else upfirdn2d_fn(mod, ref)
+    if mod is None or not _runs(upfirdn2d_plugin, mod, x.device, _probe_upfirdn2d):
+        return None
+    return upfirdn2d_fn(mod, ref)
+
+
+def _probe_upfirdn2d(mod: Any, device: torch.device) -> None:
+    mod.upfirdn2d(torch.zeros([1, 1, 2, 2], device=device), torch.ones([2], device=device), 1, 1, 1, 1, 0, 0, 0, 0,
+                  False, 1.0)
 
 #----------------------------------------------------------------------------
 # filtered_lrelu
@@ -396,6 +437,15 @@ def filtered_lrelu_impl(x: torch.Tensor, ref: Callable) -> Callable[..., torch.T
         return None
     fl = filtered_lrelu_plugin.load()
     ufd = upfirdn2d_plugin.load() if fl is not None else None
-    return None if fl is None or ufd is None else filtered_lrelu_fn(fl, ufd, ref)
+    if fl is None or ufd is None or not _runs(filtered_lrelu_plugin, fl, x.device, _probe_filtered_lrelu) or \
+            not _runs(upfirdn2d_plugin, ufd, x.device, _probe_upfirdn2d):
+        return None
+    return filtered_lrelu_fn(fl, ufd, ref)
+
+
+def _probe_filtered_lrelu(mod: Any, device: torch.device) -> None:
+    one = torch.ones([1], device=device)
+    mod.fused(torch.zeros([1, 1, 2, 2], device=device), one, one, None, None, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1.0, 1.0,
+              1.0, 0.2, -1.0, False, 0)
 
 #----------------------------------------------------------------------------
