@@ -7,8 +7,9 @@ The dataset is made from `../shared/data/signer-pix2pix-256.mp4` with dataset_to
 temporary folder; the options go through train.py's own config derivation (metrics off, no workers).
 Each configuration takes `--warmup` untimed steps, then `--steps` timed ones (the loop's own
 `train_step`, CUDA synchronised); maintenance (snapshots, grids, statistics) is not included.
-Reported: sec/kimg, sec/step and the share of each training phase. The figures are relative to
-this machine and its load: compare rows of one run.
+Reported: sec/kimg (wall clock), CPU sec/kimg (CPU time of this process: on a shared machine, with
+--threads=1, close to what an idle core would take), sec/step and the share of each training phase.
+The figures are relative to this machine and its load: compare rows of one run.
 """
 
 from __future__ import annotations
@@ -65,13 +66,15 @@ def measure(cfg: str, data: str, setting: dict, steps: int, warmup: int, run_dir
         phase.seconds, phase.events = 0.0, []
     sync = torch.cuda.synchronize if trainer.device.type == 'cuda' else (lambda: None)
     sync()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(steps):
         trainer.train_step()
     sync()
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     phase_seconds = {p.name: p.seconds + sum(a.elapsed_time(b) / 1000 for a, b in p.events) for p in trainer.phases}
     return dict(sec_per_step=seconds / steps, sec_per_kimg=seconds / (steps * setting['batch']) * 1000,
+                cpu_sec_per_kimg=cpu_seconds / (steps * setting['batch']) * 1000,
                 phases={k: v / seconds for k, v in phase_seconds.items()})
 
 
@@ -101,7 +104,8 @@ def main(cfgs: str, seed_config: bool, steps: int, warmup: int, threads: int | N
         for cfg in cfg_list:
             r = measure(cfg, data, setting, steps, warmup, os.path.join(tmp, 'runs'))
             phases = '  '.join(f'{name} {share:.0%}' for name, share in r['phases'].items())
-            print(f'{cfg:<12s} sec/kimg {r["sec_per_kimg"]:9.2f}   sec/step {r["sec_per_step"]:7.3f}   {phases}')
+            print(f'{cfg:<12s} sec/kimg {r["sec_per_kimg"]:8.1f}   CPU sec/kimg {r["cpu_sec_per_kimg"]:8.1f}   '
+                  f'sec/step {r["sec_per_step"]:7.3f}   {phases}')
 
 
 if __name__ == '__main__':
