@@ -74,53 +74,46 @@ class _FilteredLReLU(torch.autograd.Function):
         fuw, fuh = fu.size
         zH, zW = H * up + pad[2] + pad[3] - fuh + 1, W * up + pad[0] + pad[1] - fuw + 1
         step = _block_size(NC, zH, zW, x.element_size())
-        y = code = None
+        y, codes = None, []
         for c0 in range(0, NC, step):
-            xc = xf[:, c0:c0 + step]
+            # Blocks run channels-last (fast depthwise kernels); the bias is added while converting.
+            xs = xf[:, c0:c0 + step]
+            xc = torch.empty_like(xs, memory_format=torch.channels_last)
             if bf is not None:
-                xc = xc + bf[:, c0:c0 + step]
-            z = _ufd._resample(xc, fu, (up, up), (1, 1), pad)
-            zc = _act_(z, gain, slope, clamp, want_code)
-            yc = _ufd._resample(z, fd, (1, 1), (down, down), (0, 0, 0, 0))
-            if step >= NC:
-                y, code = yc, zc
-                break
+                torch.add(xs, bf[:, c0:c0 + step], out=xc)
+            else:
+                xc.copy_(xs)
+            z = _ufd._resample(xc, fu, (up, up), (1, 1), pad, out_format=torch.channels_last)
+            codes.append(_act_(z, gain, slope, clamp, want_code))
+            yc = _ufd._resample(z, fd, (1, 1), (down, down), (0, 0, 0, 0), out_format=torch.channels_last)
             if y is None:
                 y = x.new_empty([1, NC, yc.shape[2], yc.shape[3]])
-                code = torch.empty([1, NC, zH, zW], dtype=torch.uint8, device=x.device) if want_code else None
             y[:, c0:c0 + step] = yc
-            if want_code:
-                code[:, c0:c0 + step] = zc
-        ctx.code = code
-        ctx.config = (x.shape, b is not None, fu, fd, up, down, pad, gain, slope)
+        ctx.codes = codes if want_code else None  # per block, uint8, channels-last
+        ctx.config = (x.shape, b is not None, fu, fd, up, down, pad, gain, slope, step, (zH, zW))
         return y.reshape(N, C, y.shape[2], y.shape[3])
 
     @staticmethod
     def backward(ctx, dy):
-        (N, C, H, W), has_b, fu, fd, up, down, pad, gain, slope = ctx.config
-        code = ctx.code
-        zH, zW = code.shape[2:]
+        (N, C, H, W), has_b, fu, fd, up, down, pad, gain, slope, step, (zH, zW) = ctx.config
+        NC = N * C
         oH, oW = dy.shape[2:]
         pad_d = _ufd._adjoint_padding((zW, zH), (oW, oH), fd.size, (1, 1), (down, down), (0, 0, 0, 0))
         pad_u = _ufd._adjoint_padding((W, H), (zW, zH), fu.size, (up, up), (1, 1), pad)
         fd_t, fu_t = fd.flipped(), fu.flipped()
-        dyf = dy.reshape(1, N * C, oH, oW)
+        dyf = dy.reshape(1, NC, oH, oW)
         if torch.is_grad_enabled():  # double backward requested: stay on differentiable ops
+            code = torch.cat(ctx.codes, dim=1)
             dz = _ufd._resample_autograd(dyf, fd_t, (down, down), (1, 1), pad_d)
             dz = dz * _code_to_slope(code, gain, slope, dz.dtype)
             dx = _ufd._resample_autograd(dz, fu_t, (1, 1), (up, up), pad_u)
         else:
-            NC = N * C
-            step = _block_size(NC, zH, zW, dy.element_size())
-            dx = dy.new_empty([1, NC, H, W]) if step < NC else None
-            for c0 in range(0, NC, step):
-                dz = _ufd._resample(dyf[:, c0:c0 + step], fd_t, (down, down), (1, 1), pad_d)
-                dz.mul_(_code_to_slope(code[:, c0:c0 + step], gain, slope, dz.dtype))
-                dxc = _ufd._resample(dz, fu_t, (1, 1), (up, up), pad_u)
-                if dx is None:
-                    dx = dxc
-                else:
-                    dx[:, c0:c0 + step] = dxc
+            dx = dy.new_empty([1, NC, H, W])
+            for k, c0 in enumerate(range(0, NC, step)):
+                cl = torch.channels_last
+                dz = _ufd._resample(dyf[:, c0:c0 + step], fd_t, (down, down), (1, 1), pad_d, out_format=cl)
+                dz.mul_(_code_to_slope(ctx.codes[k], gain, slope, dz.dtype))
+                dx[:, c0:c0 + step] = _ufd._resample(dz, fu_t, (1, 1), (up, up), pad_u, out_format=cl)
         dx = dx.reshape(N, C, H, W)
         db = dx.sum(dim=[0, 2, 3]) if has_b and ctx.needs_input_grad[1] else None
         return dx, db, None, None, None, None, None, None, None, None

@@ -265,6 +265,7 @@ def _conv_padding(p: _AxisPlan) -> tuple[int, int, int] | None:
 
 def _run(x: torch.Tensor, f: torch.Tensor, py: _AxisPlan, px: _AxisPlan) -> torch.Tensor:
     """Apply the true-convolution filter `f` `[fh, fw]` to `x` `[N, C, H, W]` as planned."""
+    x = x.contiguous(memory_format=torch.channels_last)
     if py.phases == 1 and px.phases == 1 and py.window * px.window > 1:
         cy, cx = _conv_padding(py), _conv_padding(px)
         if cy is not None and cx is not None:
@@ -337,17 +338,27 @@ def _prepare(f: torch.Tensor | None, flip_filter: bool, gain: float, dtype: torc
 
 
 def _resample(x: torch.Tensor, filt: _Filters, up: tuple[int, int], down: tuple[int, int],
-              pad: tuple[int, int, int, int]) -> torch.Tensor:
+              pad: tuple[int, int, int, int], out_format: torch.memory_format | None = None) -> torch.Tensor:
     """The reference kernel (no autograd bookkeeping): `x` `[N, C, H, W]` -> `[N, C, outH, outW]`.
-    `up`, `down` are (x, y) pairs, `pad` is (x0, x1, y0, y1)."""
+    `up`, `down` are (x, y) pairs, `pad` is (x0, x1, y0, y1). The passes run channels-last (the
+    layout in which the CPU's depthwise kernels are fast); the result is returned in `out_format`,
+    by default the layout of `x`."""
+    if out_format is None:
+        out_format = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
     H, W = x.shape[2:]
     fw, fh = filt.size
     px = _plan_axis(W, up[0], down[0], pad[0], pad[1], fw)
     py = _plan_axis(H, up[1], down[1], pad[2], pad[3], fh)
     if filt.f2 is not None:
-        return _run(x, filt.f2, py, px)
-    x = _run(x, filt.fx[None, :], _plan_axis(H, 1, 1, 0, 0, 1), px)
-    return _run(x, filt.fy[:, None], py, _plan_axis(px.out_len, 1, 1, 0, 0, 1))
+        y = _run(x, filt.f2, py, px)
+    else:
+        y = _run(x, filt.fx[None, :], _plan_axis(H, 1, 1, 0, 0, 1), px)
+        y = _run(y, filt.fy[:, None], py, _plan_axis(px.out_len, 1, 1, 0, 0, 1))
+    return y.contiguous(memory_format=out_format)
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def _adjoint_padding(in_size: tuple[int, int], out_size: tuple[int, int], taps: tuple[int, int],
