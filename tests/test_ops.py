@@ -129,6 +129,19 @@ def test_upfirdn2d_gradcheck():
         assert torch.autograd.gradgradcheck(fn, (x,))
 
 
+def test_upfirdn2d_keeps_memory_format():
+    """The passes run channels-last internally; results come back in the layout of the input."""
+    f = upfirdn2d.setup_filter(torch.rand(12) + 0.1, separable=True)
+    x = torch.randn(2, 5, 16, 14)
+    for xin in (x, x.contiguous(memory_format=torch.channels_last)):
+        for kw in [dict(up=2, padding=5), dict(down=2), dict(up=[1, 2], down=[2, 1], padding=[4, 5, 6, 7])]:
+            y = upfirdn2d.upfirdn2d(xin, f, **kw)
+            assert y.is_contiguous(memory_format=torch.channels_last if xin is not x else torch.contiguous_format), kw
+            assert rel_err(y, naive_upfirdn2d(x, f, **kw)) < 1e-5, kw
+    y = filtered_lrelu.filtered_lrelu(x, f, f, up=2, down=2, padding=[11, 10, 11, 10])
+    assert y.is_contiguous()
+
+
 def test_setup_filter():
     f = upfirdn2d.setup_filter([1, 3, 3, 1])
     assert f.shape == (4, 4) and f.dtype == torch.float32

@@ -6,10 +6,10 @@
     z = clamp(leaky_relu(z, slope) * gain, -clamp, clamp)              # nonlinearity at the high rate
     y = upfirdn2d(z, fd, down=down)                                    # low-pass and downsample
 
-The reference path runs on blocks of channels so the upsampled intermediate (up**2 times the
-input) only ever exists for one block, computes only the part of it that the down filter reads,
-and keeps one byte per intermediate sample (the slope chosen, or "clamped") for the backward
-pass instead of the float intermediate.
+The reference path runs on blocks of channels (channels-last, where the CPU's depthwise kernels
+are fast) so the upsampled intermediate (up**2 times the input) only ever exists for one block,
+computes only the part of it that the down filter reads, and keeps one byte per intermediate
+sample (the slope chosen, or "clamped") for the backward pass instead of the float intermediate.
 """
 
 from __future__ import annotations
