@@ -29,6 +29,8 @@ from typing import Callable, NamedTuple, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from . import cuda_kernels as _cuda_kernels
+
 ScaleArg = Union[int, Sequence[int]]
 PadArg = Union[int, Sequence[int]]
 FilterArg = Union[None, torch.Tensor, float, Sequence[float], Sequence[Sequence[float]]]
@@ -413,8 +415,12 @@ def _fast_impl(x: torch.Tensor, impl: str) -> Callable[..., torch.Tensor]:
     """The implementation to run for `x`: a fused kernel when one exists for its device, else the
     reference. Fused kernels plug in here with the signature of `_upfirdn2d_ref`, e.g. the CUDA
     plugin (`torch_utils.custom_ops.get_plugin`, loaded lazily on first use) when
-    `impl == 'cuda' and x.device.type == 'cuda'`. None exists yet: always the reference."""
+    `impl == 'cuda' and x.device.type == 'cuda'`."""
     _check_impl(impl)
+    if impl == "cuda" and x.device.type == "cuda":
+        fn = _cuda_kernels.upfirdn2d_impl(x, _upfirdn2d_ref)  # None: no kernel here (warned once)
+        if fn is not None:
+            return fn
     return _upfirdn2d_ref
 
 #----------------------------------------------------------------------------
