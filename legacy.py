@@ -206,6 +206,7 @@ def rebuild_snapshot(data: dict) -> dict:
 def convert_network_pickle(source: str, dest: str, force_fp16: bool) -> None:
     """Rewrite a StyleGAN2-ADA-PyTorch / StyleGAN3 snapshot with its networks as our classes.
 
+    \b
     Example: python legacy.py --source=stylegan3-r-ffhqu-256x256.pkl --dest=ffhqu-256-ours.pkl"""
     data = load_network_pkl(source, force_fp16=force_fp16)
     data = rebuild_snapshot(data)
