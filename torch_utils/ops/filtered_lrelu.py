@@ -20,6 +20,7 @@ from typing import Callable, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from . import cpu_kernels as _cpu_kernels
 from . import cuda_kernels as _cuda_kernels
 from . import upfirdn2d as _ufd
 
@@ -148,6 +149,10 @@ def _fast_impl(x: torch.Tensor, impl: str) -> Callable[..., torch.Tensor]:
         raise ValueError(f"impl must be 'ref' or 'cuda', got {impl!r}")
     if impl == "cuda" and x.device.type == "cuda":
         fn = _cuda_kernels.filtered_lrelu_impl(x, _filtered_lrelu_ref)  # None: no kernel here (warned once)
+        if fn is not None:
+            return fn
+    if impl == "cuda" and x.device.type == "cpu":
+        fn = _cpu_kernels.filtered_lrelu_impl(x, _filtered_lrelu_ref)  # None unless enabled (cpu_kernels.kernels_enabled)
         if fn is not None:
             return fn
     return _filtered_lrelu_ref

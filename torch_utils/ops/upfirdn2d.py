@@ -29,6 +29,7 @@ from typing import Callable, NamedTuple, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from . import cpu_kernels as _cpu_kernels
 from . import cuda_kernels as _cuda_kernels
 
 ScaleArg = Union[int, Sequence[int]]
@@ -419,6 +420,10 @@ def _fast_impl(x: torch.Tensor, impl: str) -> Callable[..., torch.Tensor]:
     _check_impl(impl)
     if impl == "cuda" and x.device.type == "cuda":
         fn = _cuda_kernels.upfirdn2d_impl(x, _upfirdn2d_ref)  # None: no kernel here (warned once)
+        if fn is not None:
+            return fn
+    if impl == "cuda" and x.device.type == "cpu":
+        fn = _cpu_kernels.upfirdn2d_impl(x, _upfirdn2d_ref)  # None unless enabled (cpu_kernels.kernels_enabled)
         if fn is not None:
             return fn
     return _upfirdn2d_ref
