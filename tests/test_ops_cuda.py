@@ -669,8 +669,6 @@ def test_gpu_benchmark_without_cuda_says_so():
     assert "needs a CUDA GPU" in res.stderr and "Traceback" not in res.stderr
 
 
-@pytest.mark.xfail(reason="custom_ops run as __main__ keeps its own plugin registry, so --list/--build see none "
-                          "of the plugins the op modules declare (reported to the owner of custom_ops.py)")
 def test_prebuild_cli_lists_the_plugins():
     res = subprocess.run([sys.executable, "-m", "torch_utils.custom_ops", "--list"], capture_output=True, text=True,
                          timeout=120, cwd=REPO)

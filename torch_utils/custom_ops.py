@@ -215,10 +215,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="show compiler output")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    global verbosity
+    # Run as `python -m`, this file is `__main__`; the op modules register their plugins in the
+    # imported `torch_utils.custom_ops`, so ask that module (and set its verbosity).
+    registry = importlib.import_module("torch_utils.custom_ops")
     if args.verbose:
-        verbosity = "full"
-    plugins = all_plugins()
+        registry.verbosity = "full"
+    plugins = registry.all_plugins()
     if args.list or not args.build:
         for name, plugin in plugins.items():
             print(f"{name:28s} {plugin.kind:5s} {plugin.unavailable_reason() or 'buildable'}")
