@@ -2,10 +2,22 @@
 
 import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
 
 REPO_DIR = pathlib.Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    """Keep the tests' downloads and metric caches out of the user's cache (subprocesses inherit it)."""
+    config._dnnlib_test_cache = tempfile.mkdtemp(prefix="dnnlib-test-cache-")
+    os.environ["DNNLIB_CACHE_DIR"] = config._dnnlib_test_cache
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(getattr(config, "_dnnlib_test_cache", ""), ignore_errors=True)
 
 
 def _shared_dir() -> pathlib.Path:
