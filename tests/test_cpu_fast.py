@@ -1,6 +1,7 @@
 """The CPU fast path: the C++ filtered_lrelu / upfirdn2d kernel against the golden fixtures and the
 reference ops, and the fast generator path (`training.inference`) against the reference networks."""
 
+import copy
 import json
 import math
 import random
@@ -172,5 +173,123 @@ def test_build_targets_this_cpu():
     flags = cpu_kernels.plugin.build_kwargs["extra_cflags"]
     assert "-march=native" in flags
     assert f"-DSIGNSTYLEGAN_CPU={cpu_kernels.cpu_fingerprint()}" in flags
+
+#----------------------------------------------------------------------------
+# The fast generator path (training.inference) on the golden networks.
+
+from training import inference  # noqa: E402
+
+GOLDEN_CFGS = ["stylegan2", "stylegan3-t", "stylegan3-r"]
+
+
+def psnr(img: torch.Tensor, ref: torch.Tensor) -> float:
+    """PSNR in dB over the nominal image range [-1, 1] (peak-to-peak 2), no clipping."""
+    mse = float((img.float() - ref.float()).square().mean())
+    return 10 * math.log10(4 / mse) if mse > 0 else math.inf
+
+
+@pytest.fixture(scope="module", params=GOLDEN_CFGS)
+def golden_net(request, golden_dir):
+    from test_networks import Golden  # how the golden networks are built and loaded
+    g = Golden(golden_dir / f"golden_{request.param}_64.npz")
+    G, _ = g.build()
+    G.load_state_dict(g.state("G"), strict=True)
+    return request.param, G.eval().requires_grad_(False), g.data
+
+
+@needs_kernel
+def test_fast_generator_fp32_matches_golden(golden_net):
+    cfg, G, d = golden_net
+    Gf, desc = inference.prepare_generator(G, "cpu", "fp32")
+    assert isinstance(Gf, inference.PreparedGenerator) and f"fast {cfg[:9]} path" in desc and "float32" in desc
+    z = torch.from_numpy(d["z"])
+    with torch.no_grad():
+        ws = Gf.mapping(z, None)
+        assert rel_err(Gf.synthesis(ws, noise_mode="const"), d["img"]) < 1e-4
+        assert rel_err(Gf(z, None, truncation_psi=0.7, noise_mode="const"), d["img_psi07"]) < 1e-4
+        if cfg == "stylegan2":
+            assert rel_err(Gf.synthesis(ws, noise_mode="none"), d["img_none"]) < 1e-4
+            # With noise that shows: 'const' equals the reference, 'random' draws fresh noise each call.
+            G2 = copy.deepcopy(G)
+            for name, p in G2.named_parameters():
+                if name.endswith("noise_strength"):
+                    p.fill_(0.3)
+            Gf2, _ = inference.prepare_generator(G2, "cpu", "fp32")
+            ref = G2.synthesis(ws, noise_mode="const", force_fp32=True)
+            assert rel_err(Gf2.synthesis(ws, noise_mode="const"), ref) < 1e-4
+            a, b = Gf2.synthesis(ws, noise_mode="random"), Gf2.synthesis(ws, noise_mode="random")
+            assert not torch.equal(a, b) and rel_err(a, ref) > 1e-3
+
+
+@needs_kernel
+def test_fast_generator_bf16_psnr(golden_net):
+    cfg, G, d = golden_net
+    Gf, desc = inference.prepare_generator(G, "cpu", "bf16")
+    assert "bfloat16" in desc
+    with torch.no_grad():
+        ws = G.mapping(torch.from_numpy(d["z"]), None)
+        img = Gf.synthesis(ws, noise_mode="const")
+    assert img.dtype == torch.float32
+    assert psnr(img, torch.from_numpy(d["img"])) >= 40, cfg
+
+
+@needs_kernel
+def test_prepared_generator_keeps_interface_and_training_semantics(golden_dir):
+    from test_networks import Golden
+
+    from training import pose_lstm
+    g = Golden(golden_dir / "golden_stylegan3-r_64.npz")
+    G, _ = g.build()
+    G.load_state_dict(g.state("G"))
+    G.eval().requires_grad_(False)
+    Gf, _ = inference.prepare_generator(G, "cpu", "fp32")
+    for name in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "num_ws"):
+        assert getattr(Gf, name) == getattr(G, name)
+    assert pose_lstm.generator_identity(Gf) == pose_lstm.generator_identity(G)
+    ws = G.mapping(torch.from_numpy(g.data["z"]), None)
+    # The input transform (gen_images --translate/--rotate) is read at every call.
+    import gen_images
+    gen_images.set_input_transform(Gf, (0.1, -0.05), 20)
+    with torch.no_grad():
+        ref = G.synthesis(ws, noise_mode="const")
+        assert rel_err(Gf.synthesis(ws, noise_mode="const"), ref) < 1e-4
+    gen_images.set_input_transform(G, (0, 0), 0)
+    # update_emas (training) runs the reference network, moving its running statistics.
+    layer = getattr(G.synthesis, G.synthesis.layer_names[0])
+    before = layer.magnitude_ema.clone()
+    with torch.no_grad():
+        Gf.synthesis(ws, update_emas=True)
+    assert not torch.equal(before, layer.magnitude_ema)
+    with pytest.raises(inference.dnnlib.UserError, match="precision"):
+        inference.prepare_generator(G, "cpu", "fp16")
+
+
+@needs_kernel
+def test_other_networks_run_their_own_code_with_the_kernels():
+    """A StyleGAN2 'resnet' synthesis has no fast path: it runs its own code, upfirdn2d on the kernel."""
+    from training import networks_stylegan2 as sg2
+    torch.manual_seed(0)
+    G = sg2.Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, channel_base=256,
+                      channel_max=32, architecture="resnet").eval().requires_grad_(False)
+    Gf, desc = inference.prepare_generator(G, "cpu", "auto")
+    assert "fast" not in desc and "kernel" in desc
+    z = torch.randn(2, 16)
+    with torch.no_grad():
+        assert rel_err(Gf(z, None, noise_mode="const"), G(z, None, noise_mode="const")) < 1e-4
+
+
+def test_count_flops_counts_the_convolutions():
+    from training import networks_stylegan3 as sg3
+    G = sg3.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=256,
+                      channel_max=16, num_layers=4, num_critical=1, conv_kernel=1)
+    fl = inference.count_flops(G)
+    conv = 0
+    for name in G.synthesis.layer_names:
+        L = getattr(G.synthesis, name)
+        conv += 2 * L.in_channels * L.out_channels * int(L.in_size[0]) * int(L.in_size[1])
+    inp = G.synthesis.input
+    conv += 2 * inp.channels ** 2 * int(inp.size[0]) * int(inp.size[1])
+    assert fl["conv"] == conv
+    assert fl["total"] == fl["conv"] + fl["filter"] + fl["other"] and fl["filter"] > 0
 
 #----------------------------------------------------------------------------
