@@ -24,6 +24,7 @@ import torch
 import dnnlib
 import legacy
 from torch_utils import misc
+from training.inference import prepare_generator
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +147,11 @@ def save_png(array: np.ndarray, path: str) -> None:
 @click.option('--rotate', type=float, default=0, show_default=True, metavar='DEG', help='Rotate the image (StyleGAN3)')
 @click.option('--outdir', required=True, metavar='DIR', help='Where to write seed%04d.png')
 @click.option('--device', default='auto', show_default=True, help='auto, cpu or cuda')
+@click.option('--precision', type=click.Choice(['auto', 'fp32', 'bf16']), default='auto', show_default=True,
+              help='CPU rendering: bf16 convolutions where the CPU has bfloat16 units (auto), or fp32')
 @dnnlib.util.cli_main
 def generate_images(network_pkl: str, seeds: str, truncation_psi: float, class_idx: int | None, noise_mode: str,
-                    translate: str, rotate: float, outdir: str, device: str) -> None:
+                    translate: str, rotate: float, outdir: str, device: str, precision: str) -> None:
     """Render one image per seed with a StyleGAN2/StyleGAN3 generator.
 
     \b
@@ -164,7 +167,8 @@ def generate_images(network_pkl: str, seeds: str, truncation_psi: float, class_i
     dev = misc.get_device(device)
 
     log.info('Loading %s', network_pkl)
-    G = load_generator(network_pkl, dev)
+    G, path = prepare_generator(load_generator(network_pkl, dev), dev, precision)
+    log.info('%s', path)
     c = class_label(G, class_idx, dev)
     if shift != (0, 0) or rotate != 0:
         set_input_transform(G, shift, rotate)

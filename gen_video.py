@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 def describe_render_path(G: torch.nn.Module, device: torch.device, batch: int) -> str:
     """One line naming how `render_frames` runs G on `device`."""
+    if getattr(G, "description", None):  # prepared by training.inference.prepare_generator
+        return f"{G.description}; batch {batch}"
     res = int(G.img_resolution)
     return (f"Rendering {res}x{res} frames with {type(G.synthesis).__module__}.{type(G.synthesis).__name__} "
             f"on {device.type}: float32, reference PyTorch ops, batch {batch}")
@@ -164,7 +166,7 @@ def tile(frames: np.ndarray, gw: int, gh: int) -> np.ndarray:
 def render_walk_video(network: str, seeds: list[int], output: str, grid: tuple[int, int] = (1, 1),
                       w_frames: int = 120, kind: str = "cubic", num_keyframes: int | None = None,
                       truncation_psi: float = 1.0, fps: float = 60.0, batch: int = 4, device: str = "auto",
-                      progress: bool | None = None) -> dict[str, Any]:
+                      progress: bool | None = None, precision: str = "auto") -> dict[str, Any]:
     """A looping latent-walk video: `gw x gh` cells, each cycling smoothly through `num_keyframes`
     key latents (`w_frames` frames from one key to the next). Cell i's key k is seed
     `seeds[(k * cells + i) % len(seeds)]`; by default `num_keyframes = len(seeds) // cells`.
@@ -173,6 +175,7 @@ def render_walk_video(network: str, seeds: list[int], output: str, grid: tuple[i
 
     from gen_images import load_generator
     from torch_utils import misc
+    from training.inference import prepare_generator
     from utils.video_io import VideoWriter
 
     gw, gh = grid
@@ -187,7 +190,7 @@ def render_walk_video(network: str, seeds: list[int], output: str, grid: tuple[i
     if num_keyframes < 1 or w_frames < 1:
         raise dnnlib.UserError("--num-keyframes and --w-frames must be at least 1")
     dev = misc.get_device(device)
-    G = load_generator(network, dev)
+    G, _ = prepare_generator(load_generator(network, dev), dev, precision)
     writer = VideoWriter(output, fps=fps)  # fails here, before any rendering, on a bad output path
     try:
         key_seeds = [seeds[(k * cells + i) % len(seeds)] for k in range(num_keyframes) for i in range(cells)]
@@ -241,7 +244,7 @@ def _pose_drawings(pose, size: int, index: np.ndarray) -> Iterator[np.ndarray]:
 def render_pose_video(pose_path: str, network: str, lstm: str, output: str, fps: float | None = None,
                       truncation_psi: float = 1.0, smooth: float = 0.0, batch: int = 4, device: str = "auto",
                       side_by_side: bool = False, consistency: bool = False,
-                      progress: bool | None = None) -> dict[str, Any]:
+                      progress: bool | None = None, precision: str = "auto") -> dict[str, Any]:
     """Render a pose sequence as video of the signer G learned (see the module docstring).
 
     Everything the user gave is checked before rendering (pose, LSTM, generator match, output
@@ -253,6 +256,7 @@ def render_pose_video(pose_path: str, network: str, lstm: str, output: str, fps:
     from metrics.pose_consistency import video_pose_consistency
     from torch_utils import misc
     from training import pose_lstm
+    from training.inference import prepare_generator
     from utils import pose_features
     from utils.video_io import VideoWriter
 
@@ -269,6 +273,7 @@ def render_pose_video(pose_path: str, network: str, lstm: str, output: str, fps:
     model, spec, identity = pose_lstm.load_lstm(lstm, device=dev)
     G = load_generator(network, dev)
     pose_lstm.check_generator(identity, pose_lstm.generator_identity(G), lstm, network)
+    G, _ = prepare_generator(G, dev, precision)  # the fastest correct way to run G here (logged below)
 
     feats = pose_features.features_from_pose(pose, spec, name=pose_path)
     pose_fps = float(pose.body.fps)
@@ -338,6 +343,8 @@ def render_pose_video(pose_path: str, network: str, lstm: str, output: str, fps:
               help="Gaussian smoothing of the latents over time (standard deviation in frames; pose mode)")
 @click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Frames per synthesis call")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="CPU rendering: bf16 convolutions where the CPU has bfloat16 units (auto), or fp32")
 @click.option("--side-by-side", is_flag=True, help="Show the input pose next to the render (pose mode)")
 @click.option("--consistency", is_flag=True,
               help="Measure pose consistency of the render; writes OUTPUT.json (pose mode)")
@@ -351,8 +358,8 @@ def render_pose_video(pose_path: str, network: str, lstm: str, output: str, fps:
               help="Latent walk: key latents per cell  [default: seeds / cells]")
 @dnnlib.util.cli_main
 def main(pose_path: str | None, network: str, lstm: str | None, output: str, fps: float | None,
-         truncation_psi: float, smooth: float, batch: int, device: str, side_by_side: bool, consistency: bool,
-         seeds: str | None, grid: str, w_frames: int, kind: str, num_keyframes: int | None) -> None:
+         truncation_psi: float, smooth: float, batch: int, device: str, precision: str, side_by_side: bool,
+         consistency: bool, seeds: str | None, grid: str, w_frames: int, kind: str, num_keyframes: int | None) -> None:
     """Render a pose sequence as video of the signer (--pose, --lstm), or a looping latent walk (--seeds).
 
     \b
@@ -365,14 +372,15 @@ def main(pose_path: str | None, network: str, lstm: str | None, output: str, fps
             raise dnnlib.UserError("--pose needs --lstm (a pose LSTM trained for this generator)")
         res = render_pose_video(pose_path, network, lstm, output, fps=fps, truncation_psi=truncation_psi,
                                 smooth=smooth, batch=batch, device=device, side_by_side=side_by_side,
-                                consistency=consistency)
+                                consistency=consistency, precision=precision)
     else:
         from gen_images import parse_range
         if lstm is not None or side_by_side or consistency or smooth:
             raise dnnlib.UserError("--lstm, --side-by-side, --consistency and --smooth apply to pose mode (--pose)")
         res = render_walk_video(network, parse_range(seeds, "--seeds"), output, grid=parse_grid(grid),
                                 w_frames=w_frames, kind=kind, num_keyframes=num_keyframes,
-                                truncation_psi=truncation_psi, fps=fps or 60.0, batch=batch, device=device)
+                                truncation_psi=truncation_psi, fps=fps or 60.0, batch=batch, device=device,
+                                precision=precision)
     click.echo(f"Wrote {res['path']} ({res['num_frames']} frames at {res['fps']:g} fps, "
                f"{res['width']}x{res['height']})")
     if "json" in res:

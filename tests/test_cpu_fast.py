@@ -293,3 +293,49 @@ def test_count_flops_counts_the_convolutions():
     assert fl["total"] == fl["conv"] + fl["filter"] + fl["other"] and fl["filter"] > 0
 
 #----------------------------------------------------------------------------
+# gen_images / gen_video take the fast path by default and say so.
+
+@needs_kernel
+def test_gen_images_and_gen_video_use_the_fast_path(tmp_path, caplog):
+    import io
+    import logging
+    import pickle
+
+    import PIL.Image
+    from click.testing import CliRunner
+
+    import gen_images
+    import gen_video
+    from training import networks_stylegan3 as sg3
+    torch.manual_seed(0)
+    G = sg3.Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=32, img_channels=3, channel_base=512,
+                      channel_max=32, num_layers=4, num_critical=1).eval().requires_grad_(False)
+    pkl = tmp_path / "net.pkl"
+    buf = io.BytesIO()
+    pickle.dump(dict(G=G, D=None, G_ema=G), buf)
+    pkl.write_bytes(buf.getvalue())
+    outs = {}
+    for precision in ("auto", "fp32"):
+        out = tmp_path / precision
+        with caplog.at_level(logging.INFO):
+            caplog.clear()
+            res = CliRunner().invoke(gen_images.generate_images, [f"--network={pkl}", "--seeds=3", f"--outdir={out}",
+                                                                  "--device=cpu", f"--precision={precision}"])
+        assert res.exit_code == 0, res.output
+        lines = [r.getMessage() for r in caplog.records if "fast stylegan3 path" in r.getMessage()]
+        assert len(lines) == 1, caplog.text
+        expect = "bfloat16" if precision == "auto" and inference.cpu_has_native_bf16() else "float32 convolutions"
+        assert expect in lines[0]
+        outs[precision] = np.asarray(PIL.Image.open(out / "seed0003.png"), dtype=np.int16)
+    z = torch.from_numpy(np.random.RandomState(3).randn(1, 16)).float()
+    with torch.no_grad():
+        ref = (G(z, None, noise_mode="const")[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    assert np.abs(outs["fp32"] - ref.numpy()).max() <= 1
+    res = CliRunner().invoke(gen_images.generate_images, [f"--network={pkl}", "--seeds=1", "--outdir=x",
+                                                          "--precision=fp16"])
+    assert res.exit_code != 0 and "fp16" in res.output
+    Gf, _ = inference.prepare_generator(G, "cpu", "fp32")
+    assert gen_video.describe_render_path(Gf, torch.device("cpu"), 4).startswith(Gf.description)
+    assert "batch 4" in gen_video.describe_render_path(Gf, torch.device("cpu"), 4)
+
+#----------------------------------------------------------------------------

@@ -266,7 +266,10 @@ class _SG2Layer:
         self.affine_w = (aff.weight.detach().float() * aff.weight_gain).contiguous()
         self.affine_b = (aff.bias.detach().float() * aff.bias_gain).contiguous()
         self.weight = layer.weight.detach().float().contiguous()                     # [O, I, 3, 3]
-        self.wsq = self.weight.square().sum([2, 3]).contiguous()
+        if self.up > 1:  # conv_transpose2d layout [I, O, kh, kw]
+            self.weight = self.weight.transpose(0, 1).contiguous()
+        self.wshared = self.weight.to(cdtype)                                         # for inputs scaled by the style
+        self.wsq = layer.weight.detach().float().square().sum([2, 3]).contiguous()   # [O, I]
         self.cdtype = cdtype
         self.kw = int(self.weight.shape[3])
         self.padding = int(layer.padding)
@@ -297,24 +300,40 @@ class _SG2Layer:
         s = torch.addmm(self.affine_b, w, self.affine_w.t())
         return s, (s.square() @ self.wsq.t() + 1e-8).rsqrt()
 
+    def modulate_weights(self, x: torch.Tensor) -> bool:
+        """Whether scaling the weights per sample costs less than scaling the input `x` by the style."""
+        return self.weight.numel() < x[0].numel()
+
     def __call__(self, mod: Any, x: torch.Tensor, s: torch.Tensor, d: torch.Tensor, noise_mode: str,
-                 out: torch.Tensor) -> torch.Tensor:
+                 out: torch.Tensor, scaled: bool = False, out_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """x `[N, I, h, w]` (`scaled`: already multiplied by the style `s` `[N, I]`), demodulation `d` `[N, O]`
+        -> `[N, O, res, res]` in cdtype, written into `out`, times `out_scale` `[N, O]` when given."""
         n = x.shape[0]
         noise = None
         if self.noise_const is not None and noise_mode == "const":
             noise = self.noise_const
         elif self.noise_const is not None and noise_mode == "random":
             noise = torch.randn([n, self.res, self.res]) * self.noise_strength
-        ys = []
-        for k in range(n):  # one modulated (and demodulated) weight per sample
-            wk = (self.weight * (s[k][None, :, None, None] * d[k][:, None, None, None])).to(self.cdtype)
+
+        def conv(xk: torch.Tensor, wk: torch.Tensor) -> torch.Tensor:
             if self.up == 1:
-                ys.append(F.conv2d(x[k:k + 1], wk, padding=self.padding))
-            else:
-                ys.append(F.conv_transpose2d(x[k:k + 1], wk.transpose(0, 1), stride=self.up))
-        y = ys[0] if n == 1 else torch.cat(ys)
-        return cpu_kernels.run_filtered_lrelu(mod, y, self.plan, b_post=self.bias, noise=noise, out_dtype=self.cdtype,
-                                              out=out)
+                return F.conv2d(xk, wk, padding=self.padding)
+            return F.conv_transpose2d(xk, wk, stride=self.up)
+
+        in_scale = None
+        if scaled or not self.modulate_weights(x):
+            if not scaled:
+                x = x * s[:, :, None, None].to(x.dtype)
+            y = conv(x, self.wshared)  # one weight for the batch; demodulation in the kernel
+            in_scale = d
+        else:
+            ys = []
+            for k in range(n):  # one modulated (and demodulated) weight per sample
+                sd = (s[k][:, None] * d[k][None, :]) if self.up > 1 else (d[k][:, None] * s[k][None, :])
+                ys.append(conv(x[k:k + 1], (self.weight * sd[:, :, None, None]).to(self.cdtype)))
+            y = ys[0] if n == 1 else torch.cat(ys)
+        return cpu_kernels.run_filtered_lrelu(mod, y, self.plan, in_scale=in_scale, out_scale=out_scale,
+                                              b_post=self.bias, noise=noise, out_dtype=self.cdtype, out=out)
 
 
 def upfirdn2d_size(f: torch.Tensor) -> int:
@@ -375,19 +394,19 @@ class FastSynthesisSG2(torch.nn.Module):
             wb = ws[:, w_idx:w_idx + blk["num_conv"] + blk["num_torgb"]].unbind(dim=1)
             w_idx += blk["num_conv"]
             k = 0
+            s1, d1 = blk["conv1"].styles(wb[1 if blk["conv0"] is not None else 0])
             if blk["const"] is not None:
-                x = blk["const"][None].expand(n, -1, -1, -1).to(self.cdtype).contiguous()
+                x = (blk["const"][None] * s1[:, :, None, None]).to(self.cdtype)
             else:
                 layer = blk["conv0"]
-                s, d = layer.styles(wb[k])
+                s0, d0 = layer.styles(wb[k])
                 k += 1
-                out = self.ws.get(f"act{i % 2}a", [n, layer.out_ch, res, res], self.cdtype)
-                x = layer(self.mod, x, s, d, noise_mode, out)
+                out = self.ws.get("act0", [n, layer.out_ch, res, res], self.cdtype)
+                x = layer(self.mod, x, s0, d0, noise_mode, out, out_scale=s1)  # scaled for conv1 (its only reader)
             layer = blk["conv1"]
-            s, d = layer.styles(wb[k])
             k += 1
-            out = self.ws.get(f"act{i % 2}b", [n, layer.out_ch, res, res], self.cdtype)
-            x = layer(self.mod, x, s, d, noise_mode, out)
+            out = self.ws.get("act1", [n, layer.out_ch, res, res], self.cdtype)
+            x = layer(self.mod, x, s1, d1, noise_mode, out, scaled=True)
             if img is not None:
                 plan = cpu_kernels.FilteredLReLUPlan(blk["up"], cpu_kernels._kernel_filters(None, False, 1), 2, 1,
                                                      (2, 1, 2, 1), 1.0, 1.0, -1.0)
@@ -493,18 +512,18 @@ def prepare_generator(G: torch.nn.Module, device: torch.device | str = "cpu",
                    f"{cpu_kernels.plugin.error})")
     isa = cpu_kernels.isa()
     if kind is None:
-        return (PreparedGenerator(G, _KernelsSynthesis(G.synthesis), ""),
-                f"Rendering {res}x{res} on cpu: {type(G).__module__}.{type(G).__name__} with the fused C++ "
+        desc = (f"Rendering {res}x{res} on cpu: {type(G).__module__}.{type(G).__name__} with the fused C++ "
                 f"filtered_lrelu/upfirdn2d kernel ({isa}), float32")
+        return PreparedGenerator(G, _KernelsSynthesis(G.synthesis), desc), desc
     try:
         syn = (FastSynthesisSG3 if kind == "stylegan3" else FastSynthesisSG2)(G.synthesis, mod, prec)
     except NotImplementedError as e:
         log.info("No fast path for this network (%s); running its own code with the CPU kernels", e)
         kind = None
     if kind is None:
-        return (PreparedGenerator(G, _KernelsSynthesis(G.synthesis), ""),
-                f"Rendering {res}x{res} on cpu: {type(G).__module__}.{type(G).__name__} with the fused C++ "
+        desc = (f"Rendering {res}x{res} on cpu: {type(G).__module__}.{type(G).__name__} with the fused C++ "
                 f"filtered_lrelu/upfirdn2d kernel ({isa}), float32")
+        return PreparedGenerator(G, _KernelsSynthesis(G.synthesis), desc), desc
     if prec == "bf16":
         conv = ("bfloat16 convolutions (oneDNN; float32 accumulation, filters" +
                 (", input, last two layers and ToRGB)" if kind == "stylegan3" else " and ToRGB)"))

@@ -1,0 +1,200 @@
+"""CPU rendering speed: the reference networks against the fast path of `training.inference`.
+
+    python bench/cpu_render.py                        # all configurations, 5 rounds, batch 1
+    python bench/cpu_render.py --cfgs=stylegan3-r-cbase16384 --rounds=3 --ref-rounds=1
+    python bench/cpu_render.py --markdown             # also print the table for bench/RESULTS.md
+
+Prints, in one run: the machine's float32 and bfloat16 matrix-multiply rates (GFLOP/s, measured
+between the renders with the threads the renders use); then for each configuration (256x256, random
+weights, built as train.py builds it; see bench/generator.py) and path (reference float32 ops,
+fast float32, fast bfloat16): seconds per frame (median over rounds, wall clock, and the process CPU
+time beside it), frames per second, the generator's FLOPs per frame (`training.inference.count_flops`),
+the achieved GFLOP/s and its fraction of the matching matrix-multiply rate, and the PSNR of the
+frame against the reference path (float, over the nominal [-1, 1] range; and of the 8-bit frames
+that gen_video writes). Rounds interleave all paths and the matmul probes, so a change of load on
+a shared machine hits them alike; the load average is printed at the start and at the end.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+
+import click
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from generator import CONFIGS, build_generator  # noqa: E402
+
+from training import inference  # noqa: E402
+
+DEFAULT_CFGS = ("stylegan3-r-cbase16384", "stylegan3-t", "stylegan2")
+PATHS = ("ref-fp32", "fast-fp32", "fast-bf16")
+
+#----------------------------------------------------------------------------
+# Measurements.
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    flags = sorted(inference.cpu_kernels.cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+    return (f"{cpu}, {os.cpu_count()} logical CPUs ({', '.join(flags) or 'no AVX2'}); torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads; Python {platform.python_version()}")
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def matmul_rate(dtype: torch.dtype, n: int = 1024, k: int = 1024, m: int = 8192, reps: int = 3) -> float:
+    """Best GFLOP/s of an [n, k] x [k, m] product in `dtype` (float32: the faster of MKL and oneDNN)."""
+    a = torch.randn(n, k).to(dtype)
+    b = torch.randn(k, m).to(dtype)
+    fns = [lambda: torch.mm(a, b)]
+    if dtype == torch.float32 and inference._linear_pointwise_ok():
+        fns.append(lambda: torch.ops.mkldnn._linear_pointwise(a, b.t(), None, "none", [], ""))
+    best = 0.0
+    for fn in fns:
+        fn()
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn()
+            best = max(best, 2 * n * k * m / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def timed(fn) -> tuple[float, float, torch.Tensor]:
+    """(wall seconds, process CPU seconds, result)."""
+    t, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - t, time.process_time() - c, out
+
+
+def psnr(img: torch.Tensor, ref: torch.Tensor) -> float:
+    """dB over the nominal range [-1, 1] (peak-to-peak 2), float images, no clipping."""
+    mse = float((img.double() - ref.double()).square().mean())
+    return 10 * math.log10(4 / mse) if mse > 0 else math.inf
+
+
+def psnr8(img: torch.Tensor, ref: torch.Tensor) -> float:
+    """dB of the 8-bit frames (as gen_video writes them) over 255."""
+    from utils.video_io import to_uint8
+    a, b = to_uint8(img).astype(np.float64), to_uint8(ref).astype(np.float64)
+    mse = float(np.square(a - b).mean())
+    return 10 * math.log10(255 ** 2 / mse) if mse > 0 else math.inf
+
+#----------------------------------------------------------------------------
+
+@click.command()
+@click.option("--cfgs", default=",".join(DEFAULT_CFGS), show_default=True,
+              help=f"Comma-separated configurations of bench/generator.py: {', '.join(CONFIGS)}")
+@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Timed rounds of the fast paths (medians reported)")
+@click.option("--ref-rounds", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Of these, rounds that also time the reference (about 10-60 s a frame)")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Frames per synthesis call")
+@click.option("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+@click.option("--markdown", is_flag=True, help="Also print a markdown table")
+def main(cfgs: str, rounds: int, ref_rounds: int, batch: int, threads: int | None, markdown: bool) -> None:
+    """Reference vs fast CPU rendering (see the module docstring)."""
+    if threads:
+        torch.set_num_threads(threads)
+    names = [c.strip() for c in cfgs.split(",") if c.strip()]
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        raise click.BadParameter(f"unknown configuration {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
+    ref_rounds = min(ref_rounds, rounds)
+    print(f"Machine: {machine()}")
+    print(f"Date: {datetime.date.today().isoformat()}; load average at start: {load_average()}")
+    print(f"Batch {batch}; {rounds} rounds (reference timed in {ref_rounds}); medians")
+    rates = {torch.float32: [], torch.bfloat16: []}
+    rows = []
+    for name in names:
+        cfg, cbase = CONFIGS[name]
+        torch.manual_seed(0)
+        G = build_generator(cfg, cbase)
+        flops = inference.count_flops(G)["total"]
+        z = torch.from_numpy(np.random.RandomState(0).randn(batch, G.z_dim)).float()
+        with torch.no_grad():
+            ws = G.mapping(z, None)
+        fast = {}
+        for prec in ("fp32", "bf16"):
+            Gp, desc = inference.prepare_generator(G, "cpu", prec)
+            fast[f"fast-{prec}"] = Gp.synthesis
+            print(f"  {name} {prec}: {desc}")
+        times = {p: [] for p in PATHS}
+        cpu = {p: [] for p in PATHS}
+        imgs = {}
+        with torch.no_grad():
+            for syn in fast.values():  # warm-up: workspace allocation, oneDNN primitives, kernel build
+                syn(ws, noise_mode="const")
+            for r in range(rounds):
+                for p in PATHS:
+                    if p == "ref-fp32" and r >= ref_rounds:
+                        continue
+                    fn = (lambda: G.synthesis(ws, noise_mode="const")) if p == "ref-fp32" else \
+                        (lambda syn=fast[p]: syn(ws, noise_mode="const"))
+                    wall, proc, img = timed(fn)
+                    times[p].append(wall / batch)
+                    cpu[p].append(proc / batch)
+                    imgs[p] = img
+                for dt in rates:
+                    rates[dt].append(matmul_rate(dt))
+        ref_img = imgs.get("ref-fp32")
+        for p in PATHS:
+            if not times[p]:
+                continue
+            sec = statistics.median(times[p])
+            rows.append(dict(cfg=name, path=p, sec=sec, cpu=statistics.median(cpu[p]), fps=1 / sec,
+                             gflop=flops / 1e9, gflops=flops / sec / 1e9,
+                             dtype=torch.bfloat16 if p == "fast-bf16" else torch.float32,
+                             psnr=psnr(imgs[p], ref_img) if ref_img is not None else float("nan"),
+                             psnr8=psnr8(imgs[p], ref_img) if ref_img is not None else float("nan")))
+        print(f"  {name}: done ({len(rows)} rows so far)", flush=True)
+        G = fast = imgs = None  # free before the next configuration
+
+    r32, r16 = statistics.median(rates[torch.float32]), statistics.median(rates[torch.bfloat16])
+    print(f"Matrix multiply (1024x1024 by 1024x8192, {torch.get_num_threads()} threads, median of the rounds' "
+          f"best): float32 {r32:.0f} GFLOP/s, bfloat16 {r16:.0f} GFLOP/s")
+    print(f"Load average at end: {load_average()}")
+    header = (f"{'configuration':<24}{'path':<11}{'s/frame':>9}{'cpu s':>8}{'frames/s':>9}{'GFLOP':>8}"
+              f"{'GFLOP/s':>9}{'of mm':>7}{'PSNR':>8}{'PSNR8':>8}")
+    print(header)
+    for row in rows:
+        rate = r16 if row["dtype"] == torch.bfloat16 else r32
+        row["frac"] = row["gflops"] / rate
+        print(f"{row['cfg']:<24}{row['path']:<11}{row['sec']:>9.3f}{row['cpu']:>8.2f}{row['fps']:>9.2f}"
+              f"{row['gflop']:>8.1f}{row['gflops']:>9.1f}{row['frac']:>7.0%}{row['psnr']:>8.1f}{row['psnr8']:>8.1f}")
+    if markdown:
+        print()
+        print(f"Matrix multiply: float32 {r32:.0f} GFLOP/s, bfloat16 {r16:.0f} GFLOP/s.")
+        print()
+        print("| configuration | path | s/frame | CPU s/frame | frames/s | GFLOP/frame | GFLOP/s | of matmul rate "
+              "| PSNR (dB) | PSNR 8-bit (dB) |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for row in rows:
+            ps = "reference" if row["path"] == "ref-fp32" else f"{row['psnr']:.1f}"
+            ps8 = "reference" if row["path"] == "ref-fp32" else f"{row['psnr8']:.1f}"
+            print(f"| {row['cfg']} | {row['path']} | {row['sec']:.3f} | {row['cpu']:.2f} | {row['fps']:.2f} | "
+                  f"{row['gflop']:.1f} | {row['gflops']:.1f} | {row['frac']:.0%} | {ps} | {ps8} |")
+
+
+if __name__ == "__main__":
+    main()
+
+#----------------------------------------------------------------------------
