@@ -320,6 +320,8 @@ class _SG2Layer:
                 return F.conv2d(xk, wk, padding=self.padding)
             return F.conv_transpose2d(xk, wk, stride=self.up)
 
+        if x.dtype != self.cdtype:
+            x = x.to(self.cdtype)
         in_scale = None
         if scaled or not self.modulate_weights(x):
             if not scaled:
@@ -354,6 +356,7 @@ class _SG2ToRGB:
     def __call__(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         s = torch.addmm(self.affine_b, w, self.affine_w.t()) * self.weight_gain
         n = x.shape[0]
+        x = x.to(self.cdtype)
         y = torch.empty([n, self.weight.shape[0], x.shape[2], x.shape[3]], dtype=x.dtype)
         for k in range(n):
             y[k:k + 1] = _conv1x1((self.weight * s[k][None, :]).to(self.cdtype), x[k:k + 1], y[k:k + 1])
@@ -363,6 +366,8 @@ class _SG2ToRGB:
 
 class FastSynthesisSG2(torch.nn.Module):
     """`G.synthesis` of a StyleGAN2 generator ('skip' or 'orig' architecture), inference only."""
+
+    FP32_MAX_RES = 32  # blocks up to this resolution stay float32 in bf16 mode
 
     def __init__(self, synthesis: torch.nn.Module, mod: Any, precision: str):
         super().__init__()
@@ -374,12 +379,15 @@ class FastSynthesisSG2(torch.nn.Module):
         self.blocks = []
         for res in synthesis.block_resolutions:
             b = getattr(synthesis, f"b{res}")
+            # In bf16 mode the low-resolution blocks (a few % of the FLOPs, but their rounding is upsampled
+            # into the whole image) and ToRGB stay float32.
+            cd = torch.float32 if res <= self.FP32_MAX_RES else self.cdtype
             self.blocks.append(dict(
                 res=res, num_conv=b.num_conv, num_torgb=b.num_torgb,
                 const=b.const.detach().float() if b.in_channels == 0 else None,
-                conv0=_SG2Layer(b.conv0, self.cdtype) if b.in_channels != 0 else None,
-                conv1=_SG2Layer(b.conv1, self.cdtype),
-                torgb=_SG2ToRGB(b.torgb, self.cdtype) if hasattr(b, "torgb") else None,
+                conv0=_SG2Layer(b.conv0, cd) if b.in_channels != 0 else None,
+                conv1=_SG2Layer(b.conv1, cd),
+                torgb=_SG2ToRGB(b.torgb, torch.float32) if hasattr(b, "torgb") else None,
                 up=cpu_kernels._kernel_filters(b.resample_filter, False, 4)))
         self.ws = _Workspace()
 
@@ -401,11 +409,11 @@ class FastSynthesisSG2(torch.nn.Module):
                 layer = blk["conv0"]
                 s0, d0 = layer.styles(wb[k])
                 k += 1
-                out = self.ws.get("act0", [n, layer.out_ch, res, res], self.cdtype)
+                out = self.ws.get("act0", [n, layer.out_ch, res, res], layer.cdtype)
                 x = layer(self.mod, x, s0, d0, noise_mode, out, out_scale=s1)  # scaled for conv1 (its only reader)
             layer = blk["conv1"]
             k += 1
-            out = self.ws.get("act1", [n, layer.out_ch, res, res], self.cdtype)
+            out = self.ws.get("act1", [n, layer.out_ch, res, res], layer.cdtype)
             x = layer(self.mod, x, s1, d1, noise_mode, out, scaled=True)
             if img is not None:
                 plan = cpu_kernels.FilteredLReLUPlan(blk["up"], cpu_kernels._kernel_filters(None, False, 1), 2, 1,
@@ -526,7 +534,8 @@ def prepare_generator(G: torch.nn.Module, device: torch.device | str = "cpu",
         return PreparedGenerator(G, _KernelsSynthesis(G.synthesis), desc), desc
     if prec == "bf16":
         conv = ("bfloat16 convolutions (oneDNN; float32 accumulation, filters" +
-                (", input, last two layers and ToRGB)" if kind == "stylegan3" else " and ToRGB)"))
+                (", input, last two layers and ToRGB)" if kind == "stylegan3" else
+                 f", blocks up to {FastSynthesisSG2.FP32_MAX_RES}x{FastSynthesisSG2.FP32_MAX_RES} and ToRGB)"))
     else:
         conv = "float32 convolutions (oneDNN)"
     what = "filtered_lrelu" if kind == "stylegan3" else "resampling/noise/bias/lrelu"
