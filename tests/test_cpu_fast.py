@@ -278,6 +278,16 @@ def test_other_networks_run_their_own_code_with_the_kernels():
         assert rel_err(Gf(z, None, noise_mode="const"), G(z, None, noise_mode="const")) < 1e-4
 
 
+def test_without_the_kernel_the_reference_runs(monkeypatch):
+    """No compiler / SIGNSTYLEGAN_NO_CUSTOM_OPS: prepare_generator hands back G itself and says why."""
+    from training import networks_stylegan3 as sg3
+    G = sg3.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=256,
+                      channel_max=16, num_layers=4, num_critical=1).eval()
+    monkeypatch.setattr(cpu_kernels, "load", lambda: None)
+    Gp, desc = inference.prepare_generator(G, "cpu", "auto")
+    assert Gp is G and "reference" in desc and "unavailable" in desc
+
+
 def test_count_flops_counts_the_convolutions():
     from training import networks_stylegan3 as sg3
     G = sg3.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=256,
