@@ -84,6 +84,27 @@ def matmul_rate(dtype: torch.dtype, reps: int = 2) -> float:
     return best
 
 
+class KernelClock:
+    """Wall time spent inside the C++ kernel calls of the fast path (the rest is mostly convolutions)."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self._run = inference.cpu_kernels.run_filtered_lrelu
+
+    def __enter__(self):
+        def run(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return self._run(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t
+        inference.cpu_kernels.run_filtered_lrelu = run
+        return self
+
+    def __exit__(self, *exc):
+        inference.cpu_kernels.run_filtered_lrelu = self._run
+
+
 def timed(fn) -> tuple[float, float, torch.Tensor]:
     """(wall seconds, process CPU seconds, result)."""
     t, c = time.perf_counter(), time.process_time()
@@ -134,7 +155,8 @@ def main(cfgs: str, rounds: int, ref_rounds: int, batch: int, threads: int | Non
         cfg, cbase = CONFIGS[name]
         torch.manual_seed(0)
         G = build_generator(cfg, cbase)
-        flops = inference.count_flops(G)["total"]
+        counted = inference.count_flops(G)
+        flops = counted["total"]
         z = torch.from_numpy(np.random.RandomState(0).randn(batch, G.z_dim)).float()
         with torch.no_grad():
             ws = G.mapping(z, None)
@@ -145,6 +167,7 @@ def main(cfgs: str, rounds: int, ref_rounds: int, batch: int, threads: int | Non
             print(f"  {name} {prec}: {desc}")
         times = {p: [] for p in PATHS}
         cpu = {p: [] for p in PATHS}
+        kernel = {p: [] for p in PATHS}
         imgs = {}
         with torch.no_grad():
             for syn in fast.values():  # warm-up: workspace allocation, oneDNN primitives, kernel build
@@ -155,7 +178,9 @@ def main(cfgs: str, rounds: int, ref_rounds: int, batch: int, threads: int | Non
                         continue
                     fn = (lambda: G.synthesis(ws, noise_mode="const")) if p == "ref-fp32" else \
                         (lambda syn=fast[p]: syn(ws, noise_mode="const"))
-                    wall, proc, img = timed(fn)
+                    with KernelClock() as clock:
+                        wall, proc, img = timed(fn)
+                    kernel[p].append(clock.seconds / batch)
                     times[p].append(wall / batch)
                     cpu[p].append(proc / batch)
                     imgs[p] = img
@@ -167,7 +192,8 @@ def main(cfgs: str, rounds: int, ref_rounds: int, batch: int, threads: int | Non
                 continue
             sec = statistics.median(times[p])
             rows.append(dict(cfg=name, path=p, sec=sec, cpu=statistics.median(cpu[p]), fps=1 / sec,
-                             gflop=flops / 1e9, gflops=flops / sec / 1e9,
+                             gflop=flops / 1e9, gflops=flops / sec / 1e9, kernel=statistics.median(kernel[p]),
+                             conv_gflop=counted["conv"] / 1e9, filter_gflop=counted["filter"] / 1e9,
                              dtype=torch.bfloat16 if p == "fast-bf16" else torch.float32,
                              psnr=psnr(imgs[p], ref_img) if ref_img is not None else float("nan"),
                              psnr8=psnr8(imgs[p], ref_img) if ref_img is not None else float("nan")))
@@ -187,6 +213,20 @@ def main(cfgs: str, rounds: int, ref_rounds: int, batch: int, threads: int | Non
         row["frac"] = row["gflops"] / rate
         print(f"{row['cfg']:<24}{row['path']:<11}{row['sec']:>9.3f}{row['cpu']:>8.2f}{row['fps']:>9.2f}"
               f"{row['gflop']:>8.1f}{row['gflops']:>9.1f}{row['frac']:>7.0%}{row['psnr']:>8.1f}{row['psnr8']:>8.1f}")
+    print("Fast paths, split: time in the C++ kernel (filtering, activation) and the rest (mostly the convolutions)")
+    print(f"{'configuration':<24}{'path':<11}{'kernel s':>9}{'filter GFLOP':>13}{'GFLOP/s':>9}{'rest s':>8}"
+          f"{'conv GFLOP':>11}{'GFLOP/s':>9}{'of mm':>7}")
+    for row in rows:
+        if row["path"] == "ref-fp32":
+            continue
+        rate = r16 if row["dtype"] == torch.bfloat16 else r32
+        rest = row["sec"] - row["kernel"]
+        row["kernel_gflops"] = row["filter_gflop"] / row["kernel"] if row["kernel"] > 0 else float("nan")
+        row["rest"] = rest
+        row["conv_gflops"] = row["conv_gflop"] / rest
+        print(f"{row['cfg']:<24}{row['path']:<11}{row['kernel']:>9.3f}{row['filter_gflop']:>13.1f}"
+              f"{row['kernel_gflops']:>9.1f}{rest:>8.3f}{row['conv_gflop']:>11.1f}{row['conv_gflops']:>9.1f}"
+              f"{row['conv_gflops'] / rate:>7.0%}")
     if markdown:
         print()
         print(f"Matrix multiply: float32 {r32:.0f} GFLOP/s, bfloat16 {r16:.0f} GFLOP/s.")
@@ -199,6 +239,17 @@ def main(cfgs: str, rounds: int, ref_rounds: int, batch: int, threads: int | Non
             ps8 = "reference" if row["path"] == "ref-fp32" else f"{row['psnr8']:.1f}"
             print(f"| {row['cfg']} | {row['path']} | {row['sec']:.3f} | {row['cpu']:.2f} | {row['fps']:.2f} | "
                   f"{row['gflop']:.1f} | {row['gflops']:.1f} | {row['frac']:.0%} | {ps} | {ps8} |")
+        print()
+        print("| configuration | path | kernel s/frame | filter GFLOP | kernel GFLOP/s | rest s/frame | conv GFLOP "
+              "| rest GFLOP/s (convolutions) | of matmul rate |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for row in rows:
+            if row["path"] == "ref-fp32":
+                continue
+            rate = r16 if row["dtype"] == torch.bfloat16 else r32
+            print(f"| {row['cfg']} | {row['path']} | {row['kernel']:.3f} | {row['filter_gflop']:.1f} | "
+                  f"{row['kernel_gflops']:.0f} | {row['rest']:.3f} | {row['conv_gflop']:.1f} | {row['conv_gflops']:.0f} | "
+                  f"{row['conv_gflops'] / rate:.0%} |")
 
 
 if __name__ == "__main__":
