@@ -288,7 +288,7 @@ class _SG2Layer:
             self.plan = cpu_kernels.prepare_filtered_lrelu(None, None, 1, 1, (0, 0, 0, 0), act_gain, 0.2, clamp, False,
                                                            (self.res, self.res))
         else:
-            fw = upfirdn2d_size(f)
+            fw = int(f.shape[-1])
             p0, p1 = _up_pad(fw, self.kw, self.up, self.padding)
             conv_res = (self.res // self.up - 1) * self.up + self.kw  # transposed convolution output
             kf = cpu_kernels._kernel_filters(f, False, self.up ** 2)
@@ -336,10 +336,6 @@ class _SG2Layer:
             y = ys[0] if n == 1 else torch.cat(ys)
         return cpu_kernels.run_filtered_lrelu(mod, y, self.plan, in_scale=in_scale, out_scale=out_scale,
                                               b_post=self.bias, noise=noise, out_dtype=self.cdtype, out=out)
-
-
-def upfirdn2d_size(f: torch.Tensor) -> int:
-    return int(f.shape[-1])
 
 
 class _SG2ToRGB:
