@@ -42,7 +42,7 @@ import torch
 
 import dnnlib
 from torch_utils import distributed, misc, training_stats
-from torch_utils.ops import conv2d_gradfix, grid_sample_gradfix
+from torch_utils.ops import conv2d_gradfix, cpu_kernels, grid_sample_gradfix
 
 log = logging.getLogger(__name__)
 
@@ -842,6 +842,10 @@ def training_loop(rank: int = 0, abort_fn: Callable[[], bool] | None = None,
     training_options.json). Under torch.distributed (num_gpus > 1) the process group must be
     initialised and every rank must call this with the same options."""
     opts = TrainingOptions.from_dict(options)
-    Trainer(opts, rank=rank, device=device, abort_fn=abort_fn, progress_fn=progress_fn).run()
+    device = device if device is not None else distributed.device_for_rank()
+    # On a CPU, the fused C++ kernel runs the passes that need no gradients (G in the D phases, the
+    # image grids); everything that is differentiated keeps the reference ops.
+    with cpu_kernels.kernels_enabled(device.type == 'cpu'):
+        Trainer(opts, rank=rank, device=device, abort_fn=abort_fn, progress_fn=progress_fn).run()
 
 #----------------------------------------------------------------------------
