@@ -40,7 +40,7 @@ from torch_utils import distributed, training_stats
 
 CONFIGS = ('stylegan3-t', 'stylegan3-r', 'stylegan2')
 # Options a continued run may take anew (everything else comes from its training_options.json).
-CONTINUE_OPTIONS = ('resume', 'kimg', 'workers', 'dry_run')
+CONTINUE_OPTIONS = ('resume', 'kimg', 'workers', 'dry_run', 'inception', 'vgg16')
 
 #----------------------------------------------------------------------------
 # The dataset and the options of a new run.
@@ -72,6 +72,29 @@ def check_metrics(metrics: list[str]) -> None:
     except ImportError as e:
         raise dnnlib.UserError(f'Metrics are not available in this installation ({e}); use --metrics=none') from None
     metric_main.check_metrics(metrics)
+
+
+def fetch_detectors(c: dnnlib.EasyDict, inception: str | None, vgg16: str | None) -> None:
+    """Record the detectors given on the command line in `c.metric_kwargs`, and make sure the ones the
+    metrics need are at hand before training starts, so that an offline machine fails now, with a
+    clear message, rather than at the first snapshot."""
+    if not c.metrics:
+        return
+    from metrics import metric_main, metric_utils
+    kwargs = c.setdefault('metric_kwargs', dnnlib.EasyDict())
+    for name, given in (('inception', inception), ('vgg16', vgg16)):
+        if given is not None:
+            kwargs[name] = given
+    if int(os.environ.get('RANK', '0')) != 0:
+        return
+    defaults = {'inception': os.environ.get(metric_utils.INCEPTION_ENV) or metric_utils.INCEPTION_URL,
+                'vgg16': os.environ.get(metric_utils.VGG16_ENV) or metric_utils.VGG16_URL}
+    for name in sorted({d for m in c.metrics for d in metric_main.detectors_of(m)}):
+        try:
+            dnnlib.util.open_url(kwargs.get(name) or defaults[name], return_filename=True)
+        except dnnlib.UserError as e:
+            raise dnnlib.UserError(f'{e} (the {name} detector for --metrics={",".join(c.metrics)}: pass --{name}=FILE, '
+                                   f'or train with --metrics=none and measure later with calc_metrics.py)') from None
 
 
 def build_config(opts: dnnlib.EasyDict) -> tuple[dnnlib.EasyDict, str, Any]:
@@ -440,8 +463,12 @@ class GridSize(click.ParamType):
               show_default=True)
 @click.option('--workers', help='DataLoader worker processes', metavar='INT', type=click.IntRange(min=0), default=3,
               show_default=True)
-@click.option('--grid', help='Image grid of the snapshots  [default: about 7680x4320 pixels]', metavar='COLSxROWS',
+@click.option('--grid', help='Image grid of the snapshots  [default: about 7680x4320 pixels; 1920x1080 on a CPU]', metavar='COLSxROWS',
               type=GridSize())
+@click.option('--inception', help='Inception detector for the metrics (published pickle or torch.jit.save file)  '
+              '[default: $SIGNSTYLEGAN_INCEPTION, else the published URL]', metavar='PATH|URL', type=str)
+@click.option('--vgg16', help='VGG16 detector for the metrics  [default: $SIGNSTYLEGAN_VGG16, else the published URL]',
+              metavar='PATH|URL', type=str)
 @click.option('-n', '--dry-run', help='Print the training options and exit', is_flag=True)
 @click.pass_context
 @dnnlib.util.cli_main
@@ -474,6 +501,7 @@ def main(ctx: click.Context, **kwargs) -> None:
         if is_rank0:
             print('Dry run; exiting.')
         return
+    fetch_detectors(c, opts.inception, opts.vgg16)
 
     if is_rank0:
         if new_run:

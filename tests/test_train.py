@@ -342,6 +342,7 @@ def _text_folder(root: pathlib.Path) -> pathlib.Path:
     ('batch vs gpus', 'multiple of --gpus'),
     ('cond without labels', 'labels'),
     ('unknown metric', 'nope'),
+    ('missing detector', '--inception=FILE'),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, tiny_zip, signer64_zip, golden_pkl, case, fragment):
     outdir = tmp_path / 'runs'
@@ -356,6 +357,8 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, tiny_zip, signer64_z
         'batch vs gpus': [data, '--gpus=3'],
         'cond without labels': [data, '--cond=1'],
         'unknown metric': [data, '--metrics=fid50k_full,nope'],
+        # FID needs the Inception detector: a missing file stops the run before it starts.
+        'missing detector': [data, '--metrics=fid50k_full', f'--inception={tmp_path / "inception.pkl"}'],
     }[case]
     result = invoke(*base, *args)
     assert_one_line_error(result, fragment)

@@ -94,6 +94,11 @@ def test_grid_rows_follow_labels(tmp_path):
     assert tl.grid_shape([3, 8, 8]) == (32, 32)
     assert tl.grid_shape([3, 1024, 1024]) == (7, 4)
     assert tl.grid_shape([3, 256, 256]) == (30, 16)
+    # On a CPU (small=True): about 1920x1080 pixels, 4..8 columns and rows.
+    assert tl.grid_shape([3, 64, 64], small=True) == (8, 8)
+    assert tl.grid_shape([3, 256, 256], small=True) == (7, 4)
+    assert tl.grid_shape([3, 1024, 1024], small=True) == (4, 4)
+    assert tl.grid_shape([3, 64, 64], image_grid=[2, 3], small=True) == (2, 3)
 
 
 def test_image_grid_layout(tmp_path):

@@ -65,6 +65,7 @@ class TrainingOptions:
     augment_kwargs: dict | None = None          # Augmentation pipeline (None = no augmentation).
     loss_kwargs: dict = dataclasses.field(default_factory=dict)          # Loss, built by class_name.
     metrics: list = dataclasses.field(default_factory=list)              # Metrics evaluated at snapshots.
+    metric_kwargs: dict = dataclasses.field(default_factory=dict)        # Extra calc_metric arguments (detectors).
     random_seed: int = 0                        # Global random seed.
     num_gpus: int = 1                           # Number of processes.
     batch_size: int = 4                         # Images per step over all processes.
@@ -98,22 +99,25 @@ class TrainingOptions:
 #----------------------------------------------------------------------------
 # Image grids.
 
-def grid_shape(image_shape: list[int], image_grid: list | None = None) -> tuple[int, int]:
-    """(columns, rows) of a snapshot grid: about 7680x4320 pixels, 7..32 columns and 4..32 rows."""
+def grid_shape(image_shape: list[int], image_grid: list | None = None, small: bool = False) -> tuple[int, int]:
+    """(columns, rows) of a snapshot grid: about 7680x4320 pixels, 7..32 columns and 4..32 rows
+    (published); with `small` (training on a CPU), about 1920x1080 pixels, 4..8 columns and rows."""
     if image_grid is not None:
         return int(image_grid[0]), int(image_grid[1])
     _c, h, w = image_shape
+    if small:
+        return int(np.clip(1920 // w, 4, 8)), int(np.clip(1080 // h, 4, 8))
     return int(np.clip(7680 // w, 7, 32)), int(np.clip(4320 // h, 4, 32))
 
 
-def snapshot_grid(training_set, random_seed: int = 0, image_grid: list | None = None
+def snapshot_grid(training_set, random_seed: int = 0, image_grid: list | None = None, small: bool = False
                   ) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
     """Pick the dataset items shown in `reals.png` (and whose labels condition the fakes).
 
     Without labels: a random sample (repeating when the dataset is small). With labels: one label
     per row (cycling through the sorted labels), random items of that label along the row.
     Returns ((gw, gh), images [gw*gh, C, H, W] uint8, labels [gw*gh, c_dim] float32)."""
-    gw, gh = grid_shape(training_set.image_shape, image_grid)
+    gw, gh = grid_shape(training_set.image_shape, image_grid, small=small)
     rnd = np.random.RandomState(random_seed)
     n = len(training_set)
     if not training_set.has_labels:
@@ -583,7 +587,8 @@ class Trainer:
 
     def _export_grids(self, write_init: bool) -> None:
         opts = self.opts
-        self.grid_size, images, labels = snapshot_grid(self.training_set, opts.random_seed, opts.image_grid)
+        self.grid_size, images, labels = snapshot_grid(self.training_set, opts.random_seed, opts.image_grid,
+                                                           small=self.device.type != 'cuda')
         self.grid_z = grid_latents(len(images), self.G.z_dim, opts.random_seed)
         self.grid_c = torch.from_numpy(labels)
         if self.run_dir is None:
@@ -818,7 +823,8 @@ class Trainer:
         for metric in self.opts.metrics:
             result = metric_main.calc_metric(metric=metric, G=snapshot['G_ema'],
                                              dataset_kwargs=self.opts.training_set_kwargs,
-                                             num_gpus=self.num_gpus, rank=self.rank, device=self.device)
+                                             num_gpus=self.num_gpus, rank=self.rank, device=self.device,
+                                             **self.opts.metric_kwargs)
             if self.rank == 0:
                 metric_main.report_metric(result, run_dir=self.run_dir, snapshot_pkl=snapshot_pkl)
             self.stats_metrics.update(result.results)
