@@ -15,9 +15,10 @@ Latent-walk mode (interpolation videos without a pose, looping):
     python gen_video.py --network=G.pkl --seeds=0-31 --grid=4x2 --output=walk.mp4 \\
         [--w-frames=120] [--kind=cubic|linear] [--num-keyframes=N] [--trunc=1]
 
-Every frame goes through `render_frames` (the one rendering path; see `describe_render_path`).
-The walk helpers (`seeds_to_ws`, `make_walk`) are shared with `utils/make_animations.py`.
-Pickles run code when loaded: use networks from trusted sources only.
+Every frame goes through `training.rendering.render_frames` (the one rendering path), with G
+prepared for inference by `training.inference.prepare_generator` (`--precision`); the latent and
+walk helpers live in `training/rendering.py` too. Pickles run code when loaded: use networks from
+trusted sources only.
 """
 
 from __future__ import annotations
@@ -25,137 +26,27 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterator
 
 import click
 import numpy as np
 import torch
 
 import dnnlib
+from dnnlib.util import parse_grid, parse_range
+from training.rendering import (
+    describe_render_path,
+    load_generator,
+    make_walk,
+    render_frames,
+    seeds_to_ws,
+    truncate_ws,
+)
 
 log = logging.getLogger(__name__)
 
 #----------------------------------------------------------------------------
-# Rendering: ws -> uint8 frames (the one place where G runs for video).
-
-def describe_render_path(G: torch.nn.Module, device: torch.device, batch: int) -> str:
-    """One line naming how `render_frames` runs G on `device`."""
-    if getattr(G, "description", None):  # prepared by training.inference.prepare_generator
-        return f"{G.description}; batch {batch}"
-    res = int(G.img_resolution)
-    return (f"Rendering {res}x{res} frames with {type(G.synthesis).__module__}.{type(G.synthesis).__name__} "
-            f"on {device.type}: float32, reference PyTorch ops, batch {batch}")
-
-
-@torch.no_grad()
-def render_frames(G: torch.nn.Module, ws_iter: Iterable[torch.Tensor], batch: int = 4,
-                  device: torch.device | str | None = None, noise_mode: str = "const") -> Iterator[np.ndarray]:
-    """Render a stream of latents with `G.synthesis`.
-
-    Args:
-        G: generator (spec section 3 interface), on `device`, eval mode.
-        ws_iter: chunks of ws `[n, num_ws, w_dim]` (any chunk sizes); re-batched to `batch`.
-        batch: images per synthesis call.
-        noise_mode: 'const' (deterministic), 'random' or 'none'.
-    Yields `[b, H, W, C]` uint8 frames (0..255), `b <= batch`, in order; memory holds at most one
-    batch of images."""
-    from utils.video_io import to_uint8
-    device = torch.device(device) if device is not None else next(G.parameters()).device
-    batch = max(1, int(batch))
-    pending: list[torch.Tensor] = []
-    count = 0
-    for ws in ws_iter:
-        if ws.ndim != 3 or ws.shape[1:] != (G.num_ws, G.w_dim):
-            raise ValueError(f"render_frames: ws of shape {list(ws.shape)}, expected [n, {G.num_ws}, {G.w_dim}]")
-        pending.append(ws)
-        count += ws.shape[0]
-        while count >= batch:
-            cat = torch.cat(pending)
-            head, rest = cat[:batch], cat[batch:]
-            pending, count = ([rest] if rest.shape[0] else []), rest.shape[0]
-            yield to_uint8(G.synthesis(head.to(device, torch.float32).contiguous(), noise_mode=noise_mode))
-    if count:
-        yield to_uint8(G.synthesis(torch.cat(pending).to(device, torch.float32).contiguous(), noise_mode=noise_mode))
-
-
-def truncate_ws(chunks: Iterable[torch.Tensor], w_avg: torch.Tensor, psi: float) -> Iterator[torch.Tensor]:
-    """Lerp each W toward `w_avg` `[w_dim]`: `w_avg + psi * (w - w_avg)` (psi 1 passes through)."""
-    for ws in chunks:
-        yield ws if psi == 1 else torch.lerp(w_avg.to(ws), ws, psi)
-
-#----------------------------------------------------------------------------
-# Latent walks (also used by utils/make_animations.py).
-
-def seeds_to_ws(G: torch.nn.Module, seeds: list[int], truncation_psi: float = 1.0,
-                device: torch.device | str = "cpu") -> np.ndarray:
-    """ws `[len(seeds), num_ws, w_dim]` float32 of the z of each seed (`RandomState(seed).randn(z_dim)`,
-    the gen_images convention). Unconditional generators only."""
-    if G.c_dim != 0:
-        raise dnnlib.UserError(f"The network is conditional ({G.c_dim} classes); latent walks need an "
-                               f"unconditional generator")
-    z = np.stack([np.random.RandomState(seed).randn(G.z_dim) for seed in seeds])
-    return zs_to_ws(G, z, truncation_psi, device)
-
-
-@torch.no_grad()
-def zs_to_ws(G: torch.nn.Module, z: np.ndarray, truncation_psi: float = 1.0,
-             device: torch.device | str = "cpu") -> np.ndarray:
-    """`G.mapping` of z `[n, z_dim]` -> ws `[n, num_ws, w_dim]` float32 (numpy)."""
-    zt = torch.from_numpy(np.asarray(z, dtype=np.float32)).to(device)
-    c = torch.zeros([zt.shape[0], G.c_dim], device=device)
-    return G.mapping(zt, c, truncation_psi=truncation_psi).cpu().numpy().astype(np.float32)
-
-
-def make_walk(keys: np.ndarray, kind: str = "cubic", loop: bool = False) -> Callable[[np.ndarray], np.ndarray]:
-    """A smooth path through key latents `keys` `[K, ...]`, as a function of time in key units.
-
-    `loop=False`: passes through key k at t = k, for 0 <= t <= K-1 (cubic: natural spline).
-    `loop=True`: periodic with period K (after key K-1 it returns to key 0 at t = K).
-    `kind`: 'cubic' (C2-smooth, scipy CubicSpline) or 'linear'. Returns f(t `[n]`) -> `[n, ...]` float32."""
-    from scipy.interpolate import CubicSpline
-    keys = np.asarray(keys, dtype=np.float64)
-    if kind not in ("cubic", "linear"):
-        raise dnnlib.UserError(f"Unknown interpolation {kind!r}; use cubic or linear")
-    num = keys.shape[0]
-    if num == 0:
-        raise ValueError("make_walk needs at least one key")
-    if num == 1:
-        return lambda t: np.broadcast_to(keys[0], (len(np.atleast_1d(t)),) + keys.shape[1:]).astype(np.float32)
-    flat = keys.reshape(num, -1)
-    if loop:
-        flat = np.concatenate([flat, flat[:1]])
-    x = np.arange(flat.shape[0], dtype=np.float64)
-    period = float(num)
-
-    if kind == "cubic":
-        spline = CubicSpline(x, flat, axis=0, bc_type="periodic" if loop else "natural")
-
-        def interp(t: np.ndarray) -> np.ndarray:
-            return spline(t)
-    else:
-        def interp(t: np.ndarray) -> np.ndarray:
-            i0 = np.clip(np.floor(t).astype(int), 0, len(x) - 2)
-            a = (t - i0)[:, None]
-            return flat[i0] * (1 - a) + flat[i0 + 1] * a
-
-    def f(t: np.ndarray) -> np.ndarray:
-        t = np.atleast_1d(np.asarray(t, dtype=np.float64))
-        t = np.mod(t, period) if loop else np.clip(t, 0, num - 1)
-        return interp(t).reshape((len(t),) + keys.shape[1:]).astype(np.float32)
-    return f
-
-
-def parse_grid(s: str) -> tuple[int, int]:
-    """'4x2' -> (4, 2) (columns, rows)."""
-    parts = s.lower().split("x")
-    try:
-        gw, gh = (int(p) for p in parts)
-    except ValueError:
-        gw = gh = 0
-    if len(parts) != 2 or gw < 1 or gh < 1:
-        raise dnnlib.UserError(f"--grid: expected COLUMNSxROWS like 4x2, got {s!r}")
-    return gw, gh
-
+# Latent-walk mode.
 
 def tile(frames: np.ndarray, gw: int, gh: int) -> np.ndarray:
     """`[gw*gh, H, W, C]` -> one `[gh*H, gw*W, C]` image, row by row."""
@@ -173,7 +64,6 @@ def render_walk_video(network: str, seeds: list[int], output: str, grid: tuple[i
     Returns `{"path", "num_frames", "fps", "width", "height"}`."""
     from tqdm import tqdm
 
-    from gen_images import load_generator
     from torch_utils import misc
     from training.inference import prepare_generator
     from utils.video_io import VideoWriter
@@ -252,7 +142,6 @@ def render_pose_video(pose_path: str, network: str, lstm: str, output: str, fps:
     "height"}` and, with `consistency`, `"consistency"` (the figures) and `"json"` (their file)."""
     from tqdm import tqdm
 
-    from gen_images import load_generator
     from metrics.pose_consistency import video_pose_consistency
     from torch_utils import misc
     from training import pose_lstm
@@ -374,7 +263,6 @@ def main(pose_path: str | None, network: str, lstm: str | None, output: str, fps
                                 smooth=smooth, batch=batch, device=device, side_by_side=side_by_side,
                                 consistency=consistency, precision=precision)
     else:
-        from gen_images import parse_range
         if lstm is not None or side_by_side or consistency or smooth:
             raise dnnlib.UserError("--lstm, --side-by-side, --consistency and --smooth apply to pose mode (--pose)")
         res = render_walk_video(network, parse_range(seeds, "--seeds"), output, grid=parse_grid(grid),

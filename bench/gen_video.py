@@ -1,6 +1,7 @@
 """Frames per second of gen_video.py's pose mode at 256x256 on this machine, stage by stage.
 
-    python bench/gen_video.py                 # 2 frames through G (about a minute on the CPU reference path)
+    python bench/gen_video.py                 # 2 frames through G
+    python bench/gen_video.py --frames=8 --batch=4 --precision=fp32
     python bench/gen_video.py --frames=8 --batch=4 --device=cuda
 
 Stages, each timed on its own with the code gen_video.py runs:
@@ -8,7 +9,8 @@ Stages, each timed on its own with the code gen_video.py runs:
 - LSTM: `iter_ws` of a random pose LSTM as train_pose_lstm.py builds it (hidden 512, 4 layers, one W
   for all layers) over the features repeated to `--lstm-frames` frames;
 - G: `render_frames` with a random stylegan3-r generator as train.py builds `--cfg=stylegan3-r
-  --cbase=16384` (bench/generator.py's `build_generator`), `--frames` frames at `--batch`;
+  --cbase=16384` (bench/generator.py's `build_generator`), prepared for inference as gen_video.py
+  prepares it (`training.inference.prepare_generator`, `--precision`), `--frames` frames at `--batch`;
 - encoder: `VideoWriter` (H.264) on 50 random frames of the output size.
 The last line gives the end-to-end rate these imply. Figures are for this machine and its load at
 the time (printed): compare stages of one run, not runs on different machines.
@@ -27,10 +29,11 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import gen_video  # noqa: E402
 from bench.generator import build_generator, machine_description  # noqa: E402
 from torch_utils import misc  # noqa: E402
 from training import pose_lstm  # noqa: E402
+from training.inference import prepare_generator  # noqa: E402
+from training.rendering import describe_render_path, render_frames  # noqa: E402
 from utils import pose_features  # noqa: E402
 from utils.video_io import VideoWriter  # noqa: E402
 
@@ -49,8 +52,10 @@ def _sync(device: torch.device) -> None:
               help="Pose frames through the LSTM")
 @click.option("--warmup", is_flag=True, help="One untimed G batch first (default on CUDA)")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="CPU rendering: bf16 convolutions where the CPU has bfloat16 units (auto), or fp32")
 @click.option("--pose", "pose_path", default=None, help="Pose for the front end  [default: ../shared/data/testing-original.pose]")
-def main(frames: int, batch: int, resolution: int, lstm_frames: int, warmup: bool, device: str,
+def main(frames: int, batch: int, resolution: int, lstm_frames: int, warmup: bool, device: str, precision: str,
          pose_path: str | None) -> None:
     dev = misc.get_device(device)
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -69,7 +74,7 @@ def main(frames: int, batch: int, resolution: int, lstm_frames: int, warmup: boo
     rows.append(("pose front end", len(feats), dt))
 
     # LSTM.
-    G = build_generator("stylegan3-r", 16384, resolution).to(dev)
+    G, _ = prepare_generator(build_generator("stylegan3-r", 16384, resolution).to(dev), dev, precision)
     torch.manual_seed(0)
     model = pose_lstm.PoseLSTM(spec.num_features, G.w_dim, hidden=512, num_layers=4, w_dim=G.w_dim,
                                num_ws=G.num_ws).to(dev).eval().requires_grad_(False)
@@ -82,13 +87,13 @@ def main(frames: int, batch: int, resolution: int, lstm_frames: int, warmup: boo
     rows.append(("LSTM (hidden 512, 4 layers)", lstm_frames, time.perf_counter() - t0))
 
     # Generator.
-    print(gen_video.describe_render_path(G, dev, batch))
+    print(describe_render_path(G, dev, batch))
     ws = ws[:frames].to(dev)
     if warmup or dev.type == "cuda":
-        next(gen_video.render_frames(G, iter([ws[:batch]]), batch=batch, device=dev))
+        next(render_frames(G, iter([ws[:batch]]), batch=batch, device=dev))
     _sync(dev)
     t0 = time.perf_counter()
-    for _ in gen_video.render_frames(G, iter([ws]), batch=batch, device=dev):
+    for _ in render_frames(G, iter([ws]), batch=batch, device=dev):
         pass
     _sync(dev)
     rows.append((f"G stylegan3-r cbase 16384 {resolution}x{resolution} (batch {batch})", frames,

@@ -1,5 +1,6 @@
 """Generic helpers: EasyDict, open_url with a download cache, objects by dotted name, a tee
-Logger, atomic file writes and the user-error convention for command-line tools.
+Logger, atomic file writes, the user-error convention for command-line tools and the parsers of
+command-line values the scripts share (`parse_range`, `parse_vec2`, `parse_grid`).
 
 Names and behaviour of `EasyDict`, `open_url`, `construct_class_by_name`, `call_func_by_name`,
 `get_obj_by_name`, `format_time` and `Logger` follow the interface the published StyleGAN
@@ -14,6 +15,8 @@ import hashlib
 import importlib
 import io
 import logging
+import math
+import numbers
 import os
 import re
 import sys
@@ -156,6 +159,61 @@ def ask_yes_no(question: str) -> bool:
             return True
         if answer in ("n", "no"):
             return False
+
+#----------------------------------------------------------------------------
+# Parsing command-line values (shared by the scripts; errors name the option).
+
+def parse_range(s: str | int | list, name: str = "--seeds") -> list[int]:
+    """'0-3,7' -> [0, 1, 2, 3, 7]. Also accepts an int or a list of ints. Inclusive ranges,
+    order kept, duplicates kept. Raises UserError on anything else."""
+    if isinstance(s, numbers.Integral) and not isinstance(s, bool):
+        return [int(s)]
+    if isinstance(s, (list, tuple)):
+        return [v for item in s for v in parse_range(item, name)]
+    if not isinstance(s, str):
+        raise UserError(f"{name}: expected a list like '0-3,7', got {s!r}")
+    values = []
+    for part in s.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)\s*(?:-\s*(\d+))?", part)
+        if m is None:
+            raise UserError(f"{name}: cannot read {part!r} in {s!r}; use non-negative integers and "
+                            f"ranges like '0-3,7'")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise UserError(f"{name}: range {part!r} runs backwards; write it as '{hi}-{lo}'")
+        values.extend(range(lo, hi + 1))
+    return values
+
+
+def parse_vec2(s: str | tuple | list, name: str = "--translate") -> tuple[float, float]:
+    """'0.1,-0.2' -> (0.1, -0.2). Raises UserError unless there are exactly two finite numbers."""
+    if isinstance(s, (tuple, list)):
+        parts = list(s)
+    elif isinstance(s, str):
+        parts = s.split(",")
+    else:
+        raise UserError(f"{name}: expected two numbers 'x,y', got {s!r}")
+    try:
+        values = [float(p) for p in parts]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != 2 or not all(math.isfinite(v) for v in values):
+        raise UserError(f"{name}: expected two numbers 'x,y', got {s!r}")
+    return values[0], values[1]
+
+
+def parse_grid(s: str, name: str = "--grid") -> tuple[int, int]:
+    """'4x2' -> (4, 2) (columns, rows). Raises UserError unless both are positive integers."""
+    parts = s.lower().split("x")
+    try:
+        gw, gh = (int(p) for p in parts)
+    except ValueError:
+        gw = gh = 0
+    if len(parts) != 2 or gw < 1 or gh < 1:
+        raise UserError(f"{name}: expected COLUMNSxROWS like 4x2, got {s!r}")
+    return gw, gh
 
 #----------------------------------------------------------------------------
 # Objects by dotted name.

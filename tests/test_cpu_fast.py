@@ -248,12 +248,12 @@ def test_prepared_generator_keeps_interface_and_training_semantics(golden_dir):
     assert pose_lstm.generator_identity(Gf) == pose_lstm.generator_identity(G)
     ws = G.mapping(torch.from_numpy(g.data["z"]), None)
     # The input transform (gen_images --translate/--rotate) is read at every call.
-    import gen_images
-    gen_images.set_input_transform(Gf, (0.1, -0.05), 20)
+    from training.rendering import set_input_transform
+    set_input_transform(Gf, (0.1, -0.05), 20)
     with torch.no_grad():
         ref = G.synthesis(ws, noise_mode="const")
         assert rel_err(Gf.synthesis(ws, noise_mode="const"), ref) < 1e-4
-    gen_images.set_input_transform(G, (0, 0), 0)
+    set_input_transform(G, (0, 0), 0)
     # update_emas (training) runs the reference network, moving its running statistics.
     layer = getattr(G.synthesis, G.synthesis.layer_names[0])
     before = layer.magnitude_ema.clone()
@@ -315,8 +315,8 @@ def test_gen_images_and_gen_video_use_the_fast_path(tmp_path, caplog):
     from click.testing import CliRunner
 
     import gen_images
-    import gen_video
     from training import networks_stylegan3 as sg3
+    from training.rendering import describe_render_path
     torch.manual_seed(0)
     G = sg3.Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=32, img_channels=3, channel_base=512,
                       channel_max=32, num_layers=4, num_critical=1).eval().requires_grad_(False)
@@ -345,7 +345,7 @@ def test_gen_images_and_gen_video_use_the_fast_path(tmp_path, caplog):
                                                           "--precision=fp16"])
     assert res.exit_code != 0 and "fp16" in res.output
     Gf, _ = inference.prepare_generator(G, "cpu", "fp32")
-    assert gen_video.describe_render_path(Gf, torch.device("cpu"), 4).startswith(Gf.description)
-    assert "batch 4" in gen_video.describe_render_path(Gf, torch.device("cpu"), 4)
+    assert describe_render_path(Gf, torch.device("cpu"), 4).startswith(Gf.description)
+    assert "batch 4" in describe_render_path(Gf, torch.device("cpu"), 4)
 
 #----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""dnnlib: EasyDict, objects by name, time formatting, Logger, open_url and its download cache."""
+"""dnnlib: EasyDict, objects by name, time formatting, Logger, command-line value parsers, open_url and its
+download cache."""
 
 import http.server
 import os
@@ -8,6 +9,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import dnnlib
@@ -86,6 +88,38 @@ def test_cli_main_turns_user_error_into_click_error():
     assert result.exit_code == 1
     assert "bad input: do this instead" in result.output
     assert "Traceback" not in result.output
+
+#----------------------------------------------------------------------------
+# Parsing command-line values.
+
+def test_parse_range():
+    assert util.parse_range("0-3,7") == [0, 1, 2, 3, 7]
+    assert util.parse_range(" 5 ") == [5]
+    assert util.parse_range("2-2,10-11") == [2, 10, 11]
+    assert util.parse_range(4) == [4]
+    assert util.parse_range(np.int64(6)) == [6]
+    assert util.parse_range([1, "3-4"]) == [1, 3, 4]
+    for bad in ["", "a", "1,,2", "3-1", "-2", "1-", "1.5", "0-3;7", True, 2.0, None]:
+        with pytest.raises(dnnlib.UserError, match="--seeds"):
+            util.parse_range(bad)
+    with pytest.raises(dnnlib.UserError, match="--frames: range '9-3' runs backwards"):
+        util.parse_range("9-3", "--frames")
+
+
+def test_parse_vec2():
+    assert util.parse_vec2("0.1,-2") == (0.1, -2.0)
+    assert util.parse_vec2((1, 2)) == (1.0, 2.0)
+    for bad in ["1", "1,2,3", "a,b", "nan,0", "inf,1", "", None]:
+        with pytest.raises(dnnlib.UserError, match="--translate"):
+            util.parse_vec2(bad)
+
+
+def test_parse_grid():
+    assert util.parse_grid("4x2") == (4, 2)
+    assert util.parse_grid("1X3") == (1, 3)
+    for bad in ("4", "0x2", "axb", "1x2x3", "2x-1"):
+        with pytest.raises(dnnlib.UserError, match="--grid"):
+            util.parse_grid(bad)
 
 #----------------------------------------------------------------------------
 # open_url against a local HTTP server.

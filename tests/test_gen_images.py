@@ -1,4 +1,4 @@
-"""gen_images.py: parsing helpers, the PNGs it writes, and one-line errors for bad input."""
+"""gen_images.py: the PNGs it writes, and one-line errors for bad input."""
 
 import io
 import pickle
@@ -11,41 +11,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import dnnlib
 import gen_images
 from training import networks_stylegan2 as sg2
 from training import networks_stylegan3 as sg3
-
-#----------------------------------------------------------------------------
-# Helpers.
-
-def test_parse_range():
-    assert gen_images.parse_range('0-3,7') == [0, 1, 2, 3, 7]
-    assert gen_images.parse_range(' 5 ') == [5]
-    assert gen_images.parse_range('2-2,10-11') == [2, 10, 11]
-    assert gen_images.parse_range(4) == [4]
-    assert gen_images.parse_range([1, '3-4']) == [1, 3, 4]
-    for bad in ['', 'a', '1,,2', '3-1', '-2', '1-', '1.5', '0-3;7']:
-        with pytest.raises(dnnlib.UserError, match='--seeds'):
-            gen_images.parse_range(bad)
-
-
-def test_parse_vec2():
-    assert gen_images.parse_vec2('0.1,-2') == (0.1, -2.0)
-    assert gen_images.parse_vec2((1, 2)) == (1.0, 2.0)
-    for bad in ['1', '1,2,3', 'a,b', 'nan,0', '']:
-        with pytest.raises(dnnlib.UserError, match='--translate'):
-            gen_images.parse_vec2(bad)
-
-
-def test_make_transform():
-    assert np.allclose(gen_images.make_transform((0, 0), 0), np.eye(3))
-    m = gen_images.make_transform((0.25, -0.5), 90)
-    assert np.allclose(m, [[0, 1, 0.25], [-1, 0, -0.5], [0, 0, 1]])
-    # Rotation part is orthonormal; translation is applied after rotation.
-    m = gen_images.make_transform((0.1, 0.2), 33)
-    assert np.allclose(m[:2, :2] @ m[:2, :2].T, np.eye(2))
-    assert np.allclose(m @ [0, 0, 1], [0.1, 0.2, 1])
+from utils.video_io import to_uint8
 
 #----------------------------------------------------------------------------
 # The command.
@@ -85,7 +54,7 @@ def test_writes_expected_pngs(networks, tmp_path):
     G = networks['sg3_G']
     z = torch.from_numpy(np.random.RandomState(7).randn(1, 8)).float()
     with torch.no_grad():
-        ref = gen_images.to_uint8_hwc(G(z, None, truncation_psi=0.7, noise_mode='const')[0])
+        ref = to_uint8(G(z, None, truncation_psi=0.7, noise_mode='const')[0])
     assert np.abs(img.astype(int) - ref.astype(int)).max() <= 1
 
     # Translation through the StyleGAN3 input transform changes the image.

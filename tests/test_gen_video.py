@@ -1,12 +1,11 @@
 """gen_video.py: pose mode (frame count and rate of the written video, side-by-side, consistency
-JSON, refusals that leave no output) and latent-walk mode; the rendering and walk helpers."""
+JSON, refusals that leave no output) and latent-walk mode (tiling the grid)."""
 
 import json
 import os
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from pose_video_helpers import (
     one_thread,
@@ -18,7 +17,6 @@ from pose_video_helpers import (
     write_pose,
 )
 
-import dnnlib
 import gen_video
 from utils.pose_features import load_pose
 from utils.video_io import read_video, video_info
@@ -110,20 +108,6 @@ def test_side_by_side_and_consistency(models, data_dir, tmp_path):
     assert doc["body_detection"] == 0.0
 
 
-def test_render_frames_rebatches_and_matches_one_pass(models):
-    G = models["G"]
-    ws = G.mapping(torch.randn(9, G.z_dim), None)
-    chunks = [ws[:3], ws[3:4], ws[4:]]
-    batches = list(gen_video.render_frames(G, iter(chunks), batch=4, device="cpu"))
-    assert [b.shape[0] for b in batches] == [4, 4, 1]
-    assert all(b.dtype == np.uint8 and b.shape[1:] == (16, 16, 3) for b in batches)
-    with torch.no_grad():
-        ref = gen_video.render_frames(G, iter([ws]), batch=9, device="cpu")
-        ref = next(ref)
-    got = np.concatenate(batches)
-    assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
-
-
 def _bad_pose_files(data_dir, d):
     pose = load_pose(data_dir / "testing-original.pose")
     (d / "corrupt.pose").write_bytes(b"this is not a pose file at all" * 10)
@@ -200,45 +184,10 @@ def test_latent_walk_bad_seeds(models, tmp_path):
     assert_refused(result, tmp_path, "--grid")
 
 
-@pytest.mark.parametrize("kind", ["cubic", "linear"])
-def test_make_walk_passes_keys_and_loops(kind):
-    keys = np.random.default_rng(0).standard_normal((4, 3, 5)).astype(np.float32)
-    loop = gen_video.make_walk(keys, kind=kind, loop=True)
-    np.testing.assert_allclose(loop(np.arange(4.0)), keys, atol=1e-5)
-    np.testing.assert_allclose(loop(np.array([4.0, 5.5])), loop(np.array([0.0, 1.5])), atol=1e-5)
-    line = gen_video.make_walk(keys, kind=kind, loop=False)
-    np.testing.assert_allclose(line(np.arange(4.0)), keys, atol=1e-5)
-    mid = line(np.array([1.5]))[0]
-    if kind == "linear":
-        np.testing.assert_allclose(mid, (keys[1] + keys[2]) / 2, atol=1e-5)
-    else:
-        assert np.abs(mid - (keys[1] + keys[2]) / 2).max() > 1e-3  # a curve, not a chord
-    # Cubic walks have a continuous first derivative at the keys.
-    if kind == "cubic":
-        eps = 1e-3
-        left = (line(np.array([2.0])) - line(np.array([2 - eps]))) / eps
-        right = (line(np.array([2 + eps])) - line(np.array([2.0]))) / eps
-        np.testing.assert_allclose(left, right, atol=1e-2)
-
-
-def test_seeds_match_gen_images_convention(models):
-    G = models["G"]
-    ws = gen_video.seeds_to_ws(G, [7], 1.0, "cpu")
-    z = torch.from_numpy(np.random.RandomState(7).randn(1, G.z_dim)).float()
-    np.testing.assert_allclose(ws, G.mapping(z, None).numpy(), rtol=1e-5, atol=1e-6)
-
-
 def test_tile_layout():
     frames = np.arange(6)[:, None, None, None] * np.ones((6, 2, 3, 1), np.uint8)
     img = gen_video.tile(frames, 3, 2)
     assert img.shape == (4, 9, 1)
     assert img[0, 0, 0] == 0 and img[0, 3, 0] == 1 and img[0, 6, 0] == 2 and img[2, 0, 0] == 3 and img[3, 8, 0] == 5
-
-
-def test_parse_grid():
-    assert gen_video.parse_grid("4x2") == (4, 2)
-    for bad in ("4", "0x2", "axb", "1x2x3"):
-        with pytest.raises(dnnlib.UserError):
-            gen_video.parse_grid(bad)
 
 #----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """utils/make_animations.py: pairs of equal length (video, W, pose), smooth walks through the mapped
 keys, resumable steps, pose estimation on a folder another tool filled, clear refusals."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pytest
 import torch
 from pose_video_helpers import one_thread, save_snapshot, tiny_generator
 
+import dnnlib
 from utils import make_animations
 from utils.pose_features import load_pose
 from utils.video_io import VideoWriter, video_info
@@ -88,6 +90,29 @@ def test_resumable_steps(network, tmp_path):
     assert after[names[0] + ".mp4"] == stamps[names[0] + ".mp4"]
     assert after[names[1] + ".pose"] == stamps[names[1] + ".pose"]
     assert len(after) == 9 and not any(f.startswith(".") for f in after)  # no temporary files left
+
+
+def test_render_walks_runs_the_prepared_generator(network, tmp_path, caplog):
+    """G runs as `training.inference.prepare_generator` prepares it, named in one log line; a bad
+    --precision is refused before anything is written."""
+    from torch_utils.ops import cpu_kernels
+    _, pkl = network
+    out = tmp_path / "pairs"
+    with caplog.at_level(logging.INFO):
+        make_animations.render_walks(pkl, str(out), 1, frames=(2, 2), device="cpu", progress=False,
+                                     precision="fp32")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Rendering ")]
+    assert len(lines) == 1, caplog.text
+    if cpu_kernels.load() is not None:  # built (or cached) by the render above
+        assert "fast stylegan3 path" in lines[0] and "float32 convolutions" in lines[0]
+    else:
+        assert "unavailable" in lines[0]
+    assert lines[0].endswith("batch 4")
+    assert video_info(out / (make_animations.walk_name(0, 0) + ".mp4")).num_frames == 2
+    with pytest.raises(dnnlib.UserError, match="precision"):
+        make_animations.render_walks(pkl, str(tmp_path / "other"), 1, frames=(2, 2), device="cpu",
+                                     progress=False, precision="fp16")
+    assert not (tmp_path / "other").exists()
 
 
 def test_estimate_only_on_foreign_folder(repo_dir, tmp_path):

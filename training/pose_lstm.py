@@ -524,8 +524,8 @@ def validate_real_poses(G: torch.nn.Module, model: PoseLSTM, real: Sequence[tupl
     With `augment_dir`, each render's estimated pose and its W sequence are also written there as
     a pair `<step:06d>-<name>.pose/.npy` (atomic), for the training set. Returns the figures
     averaged over poses, weighted by frames (`<component>_mae`, `<component>_detection`)."""
-    from gen_video import render_frames
     from metrics.pose_consistency import COMPONENT_KEYS, pose_consistency
+    from training.rendering import render_frames
     from utils.pose_estimation import estimate_frames_pose, write_pose
 
     was_training = model.training
@@ -590,8 +590,8 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
     (`val_mae`, `val_mean_predictor_mae`, ...) and `step`."""
     from tqdm import tqdm
 
-    from gen_images import load_generator
     from torch_utils import misc
+    from training.rendering import load_generator
 
     opts.check()
     device = misc.get_device(opts.device)

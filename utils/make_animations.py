@@ -5,9 +5,9 @@ rendered to video, with the pose MediaPipe Holistic finds in every frame.
     python utils/make_animations.py --outdir=pairs --estimate-only      # poses for videos already there
 
 Step 1 (render): for walk i, key latents z ~ N(0, I) every `--keyframe-every` frames are mapped to W
-(`G.mapping`, `--trunc`), joined by a natural cubic spline in W and rendered frame by frame to
-`<name>.mp4`, with the W of every frame in `<name>.npy` (`[T, num_ws, w_dim]` float32); T is drawn
-from `--frames`. Walk i depends only on `--seed` and i, so any subset can be (re)made.
+(`G.mapping`, `--trunc`), joined by a natural cubic spline in W and rendered (G prepared for
+inference by `training.inference.prepare_generator`, `--precision`) to `<name>.mp4`, with the W of
+every frame in `<name>.npy` (`[T, num_ws, w_dim]` float32); T is drawn from `--frames`. Walk i depends only on `--seed` and i, so any subset can be (re)made.
 Step 2 (estimate): every `<name>.mp4` in the folder without a `<name>.pose` gets one (MediaPipe
 Holistic through `utils.pose_estimation`), so the step also runs on folders another tool filled.
 Both steps skip outputs that exist and write atomically: an interrupted run is simply re-run.
@@ -54,7 +54,7 @@ def walk_ws(G, seed: int, index: int, frames: tuple[int, int], keyframe_every: i
 
     Key latents sit every `keyframe_every` frames (the last key just after the end), joined by a
     natural cubic spline, so the walk passes exactly through the mapped keys."""
-    from gen_video import make_walk, zs_to_ws
+    from training.rendering import make_walk, zs_to_ws
     rng = np.random.default_rng([seed, index])
     num_frames = int(rng.integers(frames[0], frames[1] + 1))
     num_keys = (num_frames - 1) // keyframe_every + 2
@@ -65,15 +65,16 @@ def walk_ws(G, seed: int, index: int, frames: tuple[int, int], keyframe_every: i
 
 def render_walks(network: str, outdir: str, num: int, frames: tuple[int, int] = (60, 240), seed: int = 0,
                  truncation_psi: float = 1.0, fps: float = 25.0, keyframe_every: int = 30, batch: int = 4,
-                 device: str = "auto", progress: bool | None = None) -> list[str]:
+                 device: str = "auto", progress: bool | None = None, precision: str = "auto") -> list[str]:
     """Step 1: render walks 0..num-1 to `<outdir>/<name>.mp4` + `.npy`; skip walks whose two files
-    exist. Returns the names of all `num` walks."""
+    exist. G runs prepared for inference (`training.inference.prepare_generator`, `precision`
+    'auto' | 'fp32' | 'bf16'). Returns the names of all `num` walks."""
     import torch
     from tqdm import tqdm
 
-    from gen_images import load_generator
-    from gen_video import describe_render_path, render_frames
     from torch_utils import misc
+    from training.inference import prepare_generator
+    from training.rendering import describe_render_path, load_generator, render_frames
     from utils.video_io import VideoWriter
 
     if num < 1 or keyframe_every < 1 or not fps > 0:
@@ -90,6 +91,7 @@ def render_walks(network: str, outdir: str, num: int, frames: tuple[int, int] = 
     if G.c_dim != 0:
         raise dnnlib.UserError(f"{network} is a conditional generator ({G.c_dim} classes); walks need an "
                                f"unconditional one")
+    G, _ = prepare_generator(G, dev, precision)  # the fastest correct way to run G here (logged below)
     try:
         os.makedirs(outdir, exist_ok=True)
     except OSError as e:
@@ -143,11 +145,14 @@ def estimate_poses(outdir: str, progress: bool | None = None) -> list[str]:
               help="Frames between key latents")
 @click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Frames per synthesis call")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="CPU rendering: bf16 convolutions where the CPU has bfloat16 units (auto), or fp32")
 @click.option("--estimate-only", is_flag=True, help="Only estimate poses for the videos in --outdir")
 @click.option("--render-only", is_flag=True, help="Only render walks (estimate their poses later)")
 @dnnlib.util.cli_main
 def main(network: str | None, outdir: str, num: int | None, frames: str, seed: int, truncation_psi: float,
-         fps: float, keyframe_every: int, batch: int, device: str, estimate_only: bool, render_only: bool) -> None:
+         fps: float, keyframe_every: int, batch: int, device: str, precision: str, estimate_only: bool,
+         render_only: bool) -> None:
     """Render random latent walks of a generator and estimate their poses: (pose, W) training pairs.
 
     \b
@@ -159,7 +164,7 @@ def main(network: str | None, outdir: str, num: int | None, frames: str, seed: i
         if network is None or num is None:
             raise dnnlib.UserError("Rendering walks needs --network and --num (or pass --estimate-only)")
         names = render_walks(network, outdir, num, parse_frames(frames), seed, truncation_psi, fps,
-                             keyframe_every, batch, device)
+                             keyframe_every, batch, device, precision=precision)
         click.echo(f"{len(names)} walks in {outdir}")
     if not render_only:
         done = estimate_poses(outdir)
