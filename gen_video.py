@@ -80,14 +80,14 @@ def render_walk_video(network: str, seeds: list[int], output: str, grid: tuple[i
     if num_keyframes < 1 or w_frames < 1:
         raise dnnlib.UserError("--num-keyframes and --w-frames must be at least 1")
     dev = misc.get_device(device)
-    G, _ = prepare_generator(load_generator(network, dev), dev, precision)
+    G, desc = prepare_generator(load_generator(network, dev), dev, precision)
     writer = VideoWriter(output, fps=fps)  # fails here, before any rendering, on a bad output path
     try:
         key_seeds = [seeds[(k * cells + i) % len(seeds)] for k in range(num_keyframes) for i in range(cells)]
         keys = seeds_to_ws(G, key_seeds, truncation_psi, dev).reshape(num_keyframes, cells, G.num_ws, G.w_dim)
         walk = make_walk(keys, kind=kind, loop=True)
         num_frames = num_keyframes * w_frames
-        log.info(describe_render_path(G, dev, batch))
+        log.info(describe_render_path(G, dev, batch, desc))
         chunk = max(1, batch // cells)
 
         def ws_chunks() -> Iterator[torch.Tensor]:
@@ -162,7 +162,7 @@ def render_pose_video(pose_path: str, network: str, lstm: str, output: str, fps:
     model, spec, identity = pose_lstm.load_lstm(lstm, device=dev)
     G = load_generator(network, dev)
     pose_lstm.check_generator(identity, pose_lstm.generator_identity(G), lstm, network)
-    G, _ = prepare_generator(G, dev, precision)  # the fastest correct way to run G here (logged below)
+    G, desc = prepare_generator(G, dev, precision)  # the fastest correct way to run G here (logged below)
 
     feats = pose_features.features_from_pose(pose, spec, name=pose_path)
     pose_fps = float(pose.body.fps)
@@ -177,7 +177,7 @@ def render_pose_video(pose_path: str, network: str, lstm: str, output: str, fps:
 
     writer = VideoWriter(output, fps=out_fps)  # an unwritable output fails here, before rendering
     try:
-        log.info(describe_render_path(G, dev, batch))
+        log.info(describe_render_path(G, dev, batch, desc))
         ws = pose_lstm.iter_ws(model, feats, chunk=max(64, batch), device=dev)
         ws = truncate_ws(pose_lstm.smooth_ws(ws, smooth), G.mapping.w_avg, truncation_psi)
         drawings = (_pose_drawings(pose, res, _frame_index_map(num_frames, out_fps, pose_fps,

@@ -621,6 +621,10 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
     log.info("%d training pairs (%d frames), %d validation pairs", len(train_pairs),
              sum(len(p) for p in train_pairs), len(val_pairs))
     real = _load_real_poses(opts.val, spec, opts.val_frames) if opts.val else []
+    if real:  # G only renders from here on: the fastest correct inference path (identity taken above)
+        from training.inference import prepare_generator
+        G, render_desc = prepare_generator(G, device, "auto")
+        log.info("Validation renders: %s", render_desc)
     augment_dir = os.path.join(opts.outdir, "augment") if opts.augment_with_validation else None
 
     model = PoseLSTM(spec.num_features, identity["w_dim"] * (1 if opts.out_mode == "w" else identity["num_ws"]),

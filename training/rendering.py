@@ -78,8 +78,11 @@ def set_input_transform(G: torch.nn.Module, translate: tuple[float, float] = (0,
 #----------------------------------------------------------------------------
 # Rendering: ws -> uint8 frames (the one place where G runs for video).
 
-def describe_render_path(G: torch.nn.Module, device: torch.device, batch: int) -> str:
-    """One line naming how `render_frames` runs G on `device`."""
+def describe_render_path(G: torch.nn.Module, device: torch.device, batch: int, description: str | None = None) -> str:
+    """One line naming how `render_frames` runs G on `device` (`description`: the one
+    `training.inference.prepare_generator` returned, which is exact also when G comes back unchanged)."""
+    if description:
+        return f"{description}; batch {batch}"
     if getattr(G, "description", None):  # prepared by training.inference.prepare_generator
         return f"{G.description}; batch {batch}"
     res = int(G.img_resolution)

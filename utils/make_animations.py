@@ -91,12 +91,12 @@ def render_walks(network: str, outdir: str, num: int, frames: tuple[int, int] = 
     if G.c_dim != 0:
         raise dnnlib.UserError(f"{network} is a conditional generator ({G.c_dim} classes); walks need an "
                                f"unconditional one")
-    G, _ = prepare_generator(G, dev, precision)  # the fastest correct way to run G here (logged below)
+    G, desc = prepare_generator(G, dev, precision)  # the fastest correct way to run G here (logged below)
     try:
         os.makedirs(outdir, exist_ok=True)
     except OSError as e:
         raise dnnlib.UserError(f"Cannot create {outdir}: {e.strerror or e}") from None
-    log.info(describe_render_path(G, dev, batch))
+    log.info(describe_render_path(G, dev, batch, desc))
     for i in tqdm(todo, desc="rendering walks", unit="walk", disable=None if progress is None else not progress):
         base = os.path.join(outdir, names[i])
         ws = walk_ws(G, seed, i, frames, keyframe_every, truncation_psi, dev)
