@@ -62,17 +62,20 @@ lstm)
 export)
     # Only G_ema is shipped (the generator the videos use); the LSTM checkpoint without optimizer state.
     $PY - "$(snapshot)" pretrained/demo-G.pkl <<'EOF'
-import pickle, sys
+import os, pickle, sys
 sys.path.insert(0, ".")
 import legacy
 from dnnlib.util import atomic_write
 with open(sys.argv[1], "rb") as f:
     snap = legacy.load_network_pkl(f)
 with atomic_write(sys.argv[2]) as f:
-    pickle.dump({"G_ema": snap["G_ema"], "training_set_kwargs": snap["training_set_kwargs"]}, f)
+    kwargs = dict(snap["training_set_kwargs"] or {})
+    if "path" in kwargs:  # the archive's name, not this machine's path
+        kwargs["path"] = os.path.basename(kwargs["path"])
+    pickle.dump({"G_ema": snap["G_ema"], "training_set_kwargs": kwargs}, f)
 EOF
     cp "$WORK/lstm/lstm-best.pt" pretrained/demo-lstm.pt
-    cp "$SHARED/data/testing-reduced.pose" pretrained/example.pose
+    cp "$SHARED/data/testing-reduced.pose" pretrained/example.pose && chmod 644 pretrained/example.pose
     ls -la pretrained
     ;;
 eval)
