@@ -17,10 +17,8 @@ a shared machine hits them alike; the load average is printed at the start and a
 
 from __future__ import annotations
 
-import datetime
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -30,10 +28,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from generator import CONFIGS, build_generator  # noqa: E402
-
+from bench.generator import CONFIGS, build_generator  # noqa: E402
+from bench.machine import describe_machine, load_average  # noqa: E402
 from training import inference  # noqa: E402
 
 DEFAULT_CFGS = ("stylegan3-r-cbase16384", "stylegan3-t", "stylegan2")
@@ -41,25 +37,6 @@ PATHS = ("ref-fp32", "fast-fp32", "fast-bf16")
 
 #----------------------------------------------------------------------------
 # Measurements.
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    flags = sorted(inference.cpu_kernels.cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
-    return (f"{cpu}, {os.cpu_count()} logical CPUs ({', '.join(flags) or 'no AVX2'}); torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads; Python {platform.python_version()}")
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
-
 
 MATMUL_SHAPES = ((1024, 1024, 8192), (2048, 2048, 4096), (512, 4096, 8192))
 
@@ -146,8 +123,8 @@ def main(cfgs: str, rounds: int, ref_rounds: int, batch: int, threads: int | Non
     if unknown:
         raise click.BadParameter(f"unknown configuration {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
     ref_rounds = min(ref_rounds, rounds)
-    print(f"Machine: {machine()}")
-    print(f"Date: {datetime.date.today().isoformat()}; load average at start: {load_average()}")
+    print(f"Machine: {describe_machine()}")
+    print(f"Load average at start: {load_average():.2f}")
     print(f"Batch {batch}; {rounds} rounds (reference timed in {ref_rounds}); medians")
     rates = {torch.float32: [], torch.bfloat16: []}
     rows = []
@@ -204,7 +181,7 @@ def main(cfgs: str, rounds: int, ref_rounds: int, batch: int, threads: int | Non
     shapes = ", ".join(f"{n}x{k} by {k}x{m}" for n, k, m in MATMUL_SHAPES)
     print(f"Matrix multiply ({shapes}; MKL and oneDNN; {torch.get_num_threads()} threads; median over the rounds "
           f"of the best): float32 {r32:.0f} GFLOP/s, bfloat16 {r16:.0f} GFLOP/s")
-    print(f"Load average at end: {load_average()}")
+    print(f"Load average at end: {load_average():.2f}")
     header = (f"{'configuration':<24}{'path':<11}{'s/frame':>9}{'cpu s':>8}{'frames/s':>9}{'GFLOP':>8}"
               f"{'GFLOP/s':>9}{'of mm':>7}{'PSNR':>8}{'PSNR8':>8}")
     print(header)

@@ -29,7 +29,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.generator import build_generator, machine_description  # noqa: E402
+from bench.generator import build_generator  # noqa: E402
+from bench.machine import describe_machine, load_average  # noqa: E402
 from torch_utils import misc  # noqa: E402
 from training import pose_lstm  # noqa: E402
 from training.inference import prepare_generator  # noqa: E402
@@ -61,8 +62,7 @@ def main(frames: int, batch: int, resolution: int, lstm_frames: int, warmup: boo
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     shared = os.environ.get("SIGNSTYLEGAN_SHARED", os.path.join(os.path.dirname(repo), "shared"))
     pose_path = pose_path or os.path.join(shared, "data", "testing-original.pose")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"Machine: {machine_description()}; device {dev}; load average {load:.2f} at start")
+    print(f"Machine: {describe_machine(dev)}; load average {load_average():.2f} at start")
     rows = []
 
     # Pose front end.

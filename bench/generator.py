@@ -16,9 +16,7 @@ the figures upper bounds. The results are relative to this machine: compare rows
 
 from __future__ import annotations
 
-import datetime
 import os
-import platform
 import sys
 import time
 
@@ -28,6 +26,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.machine import describe_machine, load_average  # noqa: E402
 from training import networks_stylegan2, networks_stylegan3  # noqa: E402
 
 CONFIGS = {
@@ -55,28 +54,6 @@ def build_generator(cfg: str, cbase: int, resolution: int = 256) -> torch.nn.Mod
     else:
         raise ValueError(cfg)
     return G.eval().requires_grad_(False)
-
-
-def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (f'{cpu}; {os.cpu_count()} logical CPUs, torch {torch.__version__} using {torch.get_num_threads()} '
-            f'threads; Python {platform.python_version()}; {datetime.date.today().isoformat()}')
-
-
-def load_average() -> str:
-    """1-minute load average: other work on a shared machine inflates the timings."""
-    try:
-        return f'{os.getloadavg()[0]:.1f}'
-    except OSError:
-        return 'n/a'
 
 
 def time_generator(G: torch.nn.Module, batch: int, reps: int, device: torch.device) -> tuple[float, float]:
@@ -118,7 +95,7 @@ def main(cfgs: str, batches: str, reps: int, threads: int | None, device: str, w
     if warmup is None:
         warmup = dev.type == 'cuda'
 
-    print(f'Machine: {machine_description()}')
+    print(f'Machine: {describe_machine()}')
     print(f'{"configuration":<26}{"params (M)":>11}{"batch":>7}{"s / image":>12}{"images / s":>12}{"CPU s / image":>15}{"load":>7}')
     for name in names:
         cfg, cbase = CONFIGS[name]
@@ -130,7 +107,7 @@ def main(cfgs: str, batches: str, reps: int, threads: int | None, device: str, w
         for batch in batch_sizes:
             sec, cpu_sec = time_generator(G, batch, reps, dev)
             print(f'{name:<26}{params:>11.1f}{batch:>7d}{sec:>12.2f}{1 / sec:>12.3f}{cpu_sec:>15.2f}'
-                  f'{load_average():>7}', flush=True)
+                  f'{load_average():>7.1f}', flush=True)
         del G
 
 

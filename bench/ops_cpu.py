@@ -14,7 +14,6 @@ median times, ratios, and checks that both paths agree.
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.machine import describe_machine, load_average  # noqa: E402
 from torch_utils.ops import filtered_lrelu, upfirdn2d  # noqa: E402
 
 #----------------------------------------------------------------------------
@@ -50,17 +50,6 @@ def naive_filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp):
 
 #----------------------------------------------------------------------------
 # Machine and timing.
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 def time_ms(fn) -> tuple[float, float]:
     """(wall-clock ms, process CPU ms) of one call. On a shared machine the CPU time is the steadier
@@ -135,8 +124,7 @@ def main(reps: int, threads: int | None) -> None:
             flrelu_fwd_bwd(lambda x, fu, fd, b, **kw: naive_filtered_lrelu(x, fu, fd, b, **kw))),
     }
 
-    print(f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.1f} at start")
+    print(f"machine: {describe_machine()}; load average {load_average():.1f} at start")
     print(f"layer: batch 1, {C} channels, {size}x{size} px, up {up}, down {down}, {taps}-tap separable filters, "
           f"padding {padding}, clamp {clamp:g}")
 
@@ -167,7 +155,7 @@ def main(reps: int, threads: int | None) -> None:
     mib_naive = saved_bytes(lambda: naive_filtered_lrelu(xg, f, f, b, **kw)) / 2**20
     print(f"  kept for backward by filtered_lrelu: ours {mib_ours:.1f} MiB, naive {mib_naive:.1f} MiB")
 
-    print(f"\nmedian of {reps} interleaved repetitions (load average {os.getloadavg()[0]:.1f} at the end); "
+    print(f"\nmedian of {reps} interleaved repetitions (load average {load_average():.1f} at the end); "
           "wall-clock ms and process CPU ms:")
     print(f"  {'op':38s} {'ours':>8s} {'naive':>8s} {'ratio':>7s}   {'ours CPU':>9s} {'naive CPU':>9s} {'ratio':>7s}")
     for name, (t_ours, t_naive) in times.items():

@@ -23,7 +23,6 @@ load changes hit both alike. Without CUDA the script exits with a message.
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 import os
@@ -41,6 +40,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import dnnlib  # noqa: E402
+from bench.machine import describe_machine  # noqa: E402
 from torch_utils.ops import bias_act, cuda_kernels, filtered_lrelu, upfirdn2d  # noqa: E402
 
 G_BATCH = 8
@@ -232,12 +232,6 @@ def bench_training(steps: int, warmup: int, video: str) -> dict:
 #----------------------------------------------------------------------------
 # Report.
 
-def describe_machine() -> str:
-    p = torch.cuda.get_device_properties(0)
-    return (f"{p.name} ({p.total_memory / 2**30:.0f} GiB, sm_{p.major}{p.minor}), CUDA {torch.version.cuda}, "
-            f"torch {torch.__version__}, {datetime.date.today().isoformat()}")
-
-
 def print_report(machine: str, ops: list[dict] | None, g: dict | None, training: dict | None) -> None:
     print(f"Device: {machine}\n")
     if ops:
@@ -286,7 +280,7 @@ def main(parts: str, reps: int, warmup: int, train_steps: int, video: str, json_
         if plugin.load() is None:
             raise dnnlib.UserError(f"the kernel {plugin.name} is unavailable here ({plugin.error}); nothing to compare")
     torch.backends.cudnn.benchmark = True
-    machine = describe_machine()
+    machine = describe_machine("cuda")
     ops = bench_ops(reps, warmup) if "ops" in wanted else None
     g = bench_generator(max(3, reps // 2), max(1, warmup)) if "g" in wanted else None
     training = bench_training(train_steps, 2, video) if "train" in wanted else None

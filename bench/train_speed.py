@@ -15,10 +15,8 @@ The figures are relative to this machine and its load: compare rows of one run.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import io
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -32,22 +30,11 @@ sys.path.insert(0, REPO)
 import dataset_tool  # noqa: E402
 import dnnlib  # noqa: E402
 import train  # noqa: E402
+from bench.machine import describe_machine, load_average  # noqa: E402
 from training import training_loop  # noqa: E402
 
 TINY = dict(resolution=32, batch=8, gamma=0.5, cbase=1024, cmax=64)
 SEED = dict(resolution=256, batch=32, gamma=2, cbase=16384, cmax=512)
-
-
-def machine_description() -> str:
-    if torch.cuda.is_available():
-        return f'{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})'
-    model = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            model = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return f'{model}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}'
 
 
 def measure(cfg: str, data: str, setting: dict, steps: int, warmup: int, run_dir: str) -> dict:
@@ -92,8 +79,8 @@ def main(cfgs: str, seed_config: bool, steps: int, warmup: int, threads: int | N
         torch.set_num_threads(threads)
     setting = SEED if seed_config else TINY
     cfg_list = ['stylegan3-r'] if seed_config else [c.strip() for c in cfgs.split(',') if c.strip()]
-    load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
-    print(f'# train_speed {datetime.date.today()}  {machine_description()}  (load average {load:.1f})')
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    print(f'# train_speed  {describe_machine(device)}  (load average {load_average():.1f})')
     print(f'# {setting["resolution"]}x{setting["resolution"]}, batch {setting["batch"]}, cbase {setting["cbase"]}, '
           f'cmax {setting["cmax"]}; {warmup} warm-up + {steps} timed steps')
     with tempfile.TemporaryDirectory() as tmp:

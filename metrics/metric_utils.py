@@ -195,14 +195,6 @@ def load_detector(url: str, opts: MetricOptions, flag: str | None = None) -> tor
     return _detector_cache[key]
 
 
-def inception_detector(opts: MetricOptions) -> tuple[str, torch.nn.Module]:
-    return opts.inception, load_detector(opts.inception, opts, "--inception")
-
-
-def vgg16_detector(opts: MetricOptions) -> tuple[str, torch.nn.Module]:
-    return opts.vgg16, load_detector(opts.vgg16, opts, "--vgg16")
-
-
 def to_detector_input(img: torch.Tensor) -> torch.Tensor:
     """Generator output NCHW float in about [-1, 1] -> NCHW uint8 RGB (gray images repeated to 3 channels)."""
     img = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)

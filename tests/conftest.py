@@ -45,3 +45,11 @@ def data_dir(shared_dir) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def repo_dir() -> pathlib.Path:
     return REPO_DIR
+
+
+@pytest.fixture
+def one_thread():
+    """In-process network work on one torch thread (see `pose_video_helpers.one_thread`)."""
+    from pose_video_helpers import one_thread as single_thread
+    with single_thread():
+        yield

@@ -411,15 +411,6 @@ def test_config_derivation_follows_the_published_train_py(tiny_zip):
 #----------------------------------------------------------------------------
 # Fine-tuning from a published-format pickle.
 
-@pytest.fixture
-def one_thread():
-    """In-process network work on one thread (the test machine's cores are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_resume_from_golden_pickle_renders_its_fakes(tmp_path, signer64_zip, golden_dir, golden_pkl, one_thread):
     import dnnlib
     import train

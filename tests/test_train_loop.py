@@ -195,12 +195,3 @@ def test_conditional_training_uses_the_labels(tmp_path, one_thread):
     assert snapshot['G'].c_dim == 2 and snapshot['D'].c_dim == 2
     stats = [json.loads(line) for line in (tmp_path / 'run' / 'stats.jsonl').read_text().splitlines()]
     assert stats[-1]['Progress/kimg']['mean'] == pytest.approx(0.008)
-
-
-@pytest.fixture
-def one_thread():
-    """In-process network work on one thread (the test machine's cores are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -171,18 +171,11 @@ def prepare_filtered_lrelu(fu: torch.Tensor | None, fd: torch.Tensor | None, up:
                            flip_filter: bool, in_size: tuple[int, int]) -> FilteredLReLUPlan:
     """The kernel's view of `filtered_lrelu.filtered_lrelu(x, fu, fd, ..., padding=(x0, x1, y0, y1))` for
     inputs of spatial size `in_size = (H, W)`. Raises ValueError for an empty output."""
+    from .filtered_lrelu import trim_padding  # not at the top: filtered_lrelu imports this module
     kfu = _kernel_filters(fu, flip_filter, up ** 2)
     kfd = _kernel_filters(fd, flip_filter, 1)
-    (fuw, fuh), (fdw, fdh) = kfu.size, kfd.size
-    pad = list(padding)
-    for axis, (size, fut, fdt) in enumerate([(in_size[1], fuw, fdw), (in_size[0], fuh, fdh)]):
-        z = size * up + pad[2 * axis] + pad[2 * axis + 1] - fut + 1
-        out = (z - fdt) // down + 1
-        if z < 1 or out < 1:
-            raise ValueError(f"filtered_lrelu output would be empty: input {tuple(in_size)}, up {up}, padding "
-                             f"{list(padding)}, filters {kfu.size} / {kfd.size}, down {down}")
-        pad[2 * axis + 1] -= z - ((out - 1) * down + fdt)
-    return FilteredLReLUPlan(kfu, kfd, int(up), int(down), (pad[0], pad[1], pad[2], pad[3]), float(gain),
+    pad = trim_padding(in_size, up, down, padding, kfu.size, kfd.size)
+    return FilteredLReLUPlan(kfu, kfd, int(up), int(down), pad, float(gain),
                              float(slope), -1.0 if clamp is None else float(clamp))
 
 

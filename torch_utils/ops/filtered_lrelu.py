@@ -127,17 +127,24 @@ def _filtered_lrelu_ref(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tens
     act_gain = 1.0 if gain > 0 else gain
     filt_u = _ufd._prepare(fu, flip_filter, up ** 2 * (gain if gain > 0 else 1), x.dtype, x.device)
     filt_d = _ufd._prepare(fd, flip_filter, 1, x.dtype, x.device)
-    # Output size, and the far padding trimmed so the intermediate ends where the down filter stops reading.
-    (fuw, fuh), (fdw, fdh) = filt_u.size, filt_d.size
+    trimmed = trim_padding((x.shape[2], x.shape[3]), up, down, pad, filt_u.size, filt_d.size)
+    return _FilteredLReLU.apply(x, b, filt_u, filt_d, up, down, trimmed, act_gain, slope, clamp)
+
+
+def trim_padding(in_size: tuple[int, int], up: int, down: int, pad: Sequence[int], fu_size: tuple[int, int],
+                 fd_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The padding `(x0, x1, y0, y1)` with its far sides trimmed so that the upsampled intermediate ends
+    where the down filter stops reading (the reference and the CPU kernel share this geometry).
+    `in_size` is `(H, W)`, filter sizes `(width, height)`. Raises ValueError for an empty output."""
     trimmed = list(pad)
-    for axis, (size, fut, fdt) in enumerate([(x.shape[3], fuw, fdw), (x.shape[2], fuh, fdh)]):
-        z = size * up + pad[2 * axis] + pad[2 * axis + 1] - fut + 1
-        out = (z - fdt) // down + 1
+    for axis, size in enumerate((in_size[1], in_size[0])):
+        z = size * up + pad[2 * axis] + pad[2 * axis + 1] - fu_size[axis] + 1
+        out = (z - fd_size[axis]) // down + 1
         if z < 1 or out < 1:
-            raise ValueError(f"filtered_lrelu output would be empty: input {tuple(x.shape[2:])}, up {up}, "
-                             f"padding {list(pad)}, filters {filt_u.size} / {filt_d.size}, down {down}")
-        trimmed[2 * axis + 1] -= z - ((out - 1) * down + fdt)
-    return _FilteredLReLU.apply(x, b, filt_u, filt_d, up, down, tuple(trimmed), act_gain, slope, clamp)
+            raise ValueError(f"filtered_lrelu output would be empty: input {tuple(in_size)}, up {up}, "
+                             f"padding {list(pad)}, filters {tuple(fu_size)} / {tuple(fd_size)}, down {down}")
+        trimmed[2 * axis + 1] -= z - ((out - 1) * down + fd_size[axis])
+    return (trimmed[0], trimmed[1], trimmed[2], trimmed[3])
 
 
 def _fast_impl(x: torch.Tensor, impl: str) -> Callable[..., torch.Tensor]:
