@@ -190,7 +190,7 @@ def bench_generator(reps: int, warmup: int) -> dict:
 def bench_training(steps: int, warmup: int, video: str) -> dict:
     import dataset_tool
     import train
-    from training import training_loop
+    from training import launcher, training_loop
 
     setting = dict(resolution=256, batch=32, gamma=2, cbase=16384, cmax=512)
     result: dict[str, Any] = dict(setting)
@@ -206,7 +206,7 @@ def bench_training(steps: int, warmup: int, video: str) -> dict:
             try:
                 with cuda_kernels.kernels_enabled(enabled):
                     opts = dnnlib.EasyDict(train.main.make_context("train.py", args).params)
-                    c, _desc, _dataset = train.build_config(opts)
+                    c, _desc, _dataset = launcher.build_config(opts)
                     c.run_dir = run_dir
                     os.makedirs(run_dir, exist_ok=True)
                     trainer = training_loop.Trainer(training_loop.TrainingOptions.from_dict(c))

@@ -31,7 +31,7 @@ import dataset_tool  # noqa: E402
 import dnnlib  # noqa: E402
 import train  # noqa: E402
 from bench.machine import describe_machine, load_average  # noqa: E402
-from training import training_loop  # noqa: E402
+from training import launcher, training_loop  # noqa: E402
 
 TINY = dict(resolution=32, batch=8, gamma=0.5, cbase=1024, cmax=64)
 SEED = dict(resolution=256, batch=32, gamma=2, cbase=16384, cmax=512)
@@ -42,7 +42,7 @@ def measure(cfg: str, data: str, setting: dict, steps: int, warmup: int, run_dir
             f'--gamma={setting["gamma"]}', f'--cbase={setting["cbase"]}', f'--cmax={setting["cmax"]}',
             '--metrics=none', '--workers=0', '--grid=2x1']
     opts = dnnlib.EasyDict(train.main.make_context('train.py', args).params)
-    c, _desc, _dataset = train.build_config(opts)
+    c, _desc, _dataset = launcher.build_config(opts)
     c.run_dir = os.path.join(run_dir, cfg)
     os.makedirs(c.run_dir, exist_ok=True)
     with contextlib.redirect_stdout(io.StringIO()):  # the loop prints module summaries

@@ -222,12 +222,13 @@ FROZEN_EMA_TRAIN = """
 import sys
 sys.path.insert(0, sys.argv.pop(1))
 import os, dnnlib, train
+from training import launcher
 opts = dnnlib.EasyDict(train.main.make_context('train.py', sys.argv[1:]).params)
-c, desc, _dataset = train.build_config(opts)
+c, desc, _dataset = launcher.build_config(opts)
 c.G_kwargs.magnitude_ema_beta = 1.0
 c.run_dir = os.path.join(opts.outdir, 'run')
 os.makedirs(c.run_dir, exist_ok=True)
-train.launch(c)
+launcher.launch(c)
 """
 
 
@@ -377,11 +378,11 @@ def test_dry_run_prints_the_options_and_writes_nothing(tmp_path, tiny_zip):
 
 def test_config_derivation_follows_the_published_train_py(tiny_zip):
     import dnnlib
-    import train
+    from training import launcher
 
     def config(**kw):
         opts = dnnlib.EasyDict(_cli_defaults(**{**dict(data=str(tiny_zip), gpus=1, batch=32, gamma=2, outdir='x'), **kw}))
-        return train.build_config(opts)[0]
+        return launcher.build_config(opts)[0]
 
     t = config(cfg='stylegan3-t')
     assert t.G_kwargs.class_name == 'training.networks_stylegan3.Generator'
@@ -413,15 +414,14 @@ def test_config_derivation_follows_the_published_train_py(tiny_zip):
 
 def test_resume_from_golden_pickle_renders_its_fakes(tmp_path, signer64_zip, golden_dir, golden_pkl, one_thread):
     import dnnlib
-    import train
-    from training import training_loop
+    from training import launcher, training_loop
     ds64 = signer64_zip
     golden = np.load(golden_dir / 'golden_stylegan3-r_64.npz')
     meta = json.loads(str(golden['meta']))
     opts = dnnlib.EasyDict(_cli_defaults(cfg='stylegan3-r', cbase=meta['channel_base'], cmax=meta['channel_max'],
                                          data=str(ds64), gpus=1, batch=4, gamma=1, outdir=str(tmp_path),
                                          resume=str(golden_pkl), grid=[3, 2], workers=0))
-    c, _desc, _ds = train.build_config(opts)
+    c, _desc, _ds = launcher.build_config(opts)
     c.G_kwargs.z_dim, c.G_kwargs.w_dim = meta['z_dim'], meta['w_dim']
     c.run_dir = str(tmp_path / 'run')
     os.makedirs(c.run_dir)

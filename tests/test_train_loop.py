@@ -149,6 +149,7 @@ def test_snapshot_metrics_are_recorded(tmp_path, data_dir, monkeypatch, one_thre
     import dataset_tool
     import train
     from metrics import metric_main
+    from training import launcher
     ds = tmp_path / 'ds.zip'
     dataset_tool.convert_dataset(str(data_dir / 'signer-pix2pix-256.mp4'), str(ds), max_images=4,
                                  transform='center-crop', resolution=(16, 16), progress=False)
@@ -163,7 +164,7 @@ def test_snapshot_metrics_are_recorded(tmp_path, data_dir, monkeypatch, one_thre
     opts = dnnlib.EasyDict(train.main.make_context('train.py', [
         '--outdir', str(tmp_path), '--cfg=stylegan3-t', f'--data={ds}', '--gpus=1', '--batch=4', '--gamma=1',
         '--cbase=256', '--cmax=16', '--kimg=0.004', '--metrics=fid50k_full', '--workers=0', '--grid=2x1']).params)
-    c, _desc, _ds = train.build_config(opts)
+    c, _desc, _ds = launcher.build_config(opts)
     c.run_dir = str(tmp_path / 'run')
     pathlib.Path(c.run_dir).mkdir()
     tl.training_loop(**c)
@@ -180,12 +181,13 @@ def test_conditional_training_uses_the_labels(tmp_path, one_thread):
     import pickle
 
     import train
+    from training import launcher
     folder = _labelled_folder(tmp_path, n=8)
     opts = dnnlib.EasyDict(train.main.make_context('train.py', [
         '--outdir', str(tmp_path), '--cfg=stylegan2', f'--data={folder}', '--cond=1', '--gpus=1', '--batch=4',
         '--gamma=1', '--cbase=256', '--cmax=16', '--kimg=0.008', '--metrics=none', '--workers=0', '--grid=2x2',
         '--snap=10']).params)
-    c, _desc, _ds = train.build_config(opts)
+    c, _desc, _ds = launcher.build_config(opts)
     assert c.training_set_kwargs.use_labels is True
     c.run_dir = str(tmp_path / 'run')
     pathlib.Path(c.run_dir).mkdir()
