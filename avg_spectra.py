@@ -277,6 +277,7 @@ def calc(source: str, dest: str, num: int | None, mean: float, std: float, seed:
     """Compute the average power spectrum of a dataset or a network and save it as .npz."""
     if not dest.lower().endswith(".npz"):
         raise dnnlib.UserError(f"--dest must be an .npz file (got {dest})")
+    dnnlib.util.check_writable(dest, "spectrum")
     images = iter_images(source, num, _device(device), seed=seed, batch=batch, truncation_psi=truncation_psi)
     spectrum, size, n = average_spectrum(images, mean=mean, std=std, beta=beta, interp=interp)
     save_spectrum(dest, spectrum, size, num_images=n, mean=mean, std=std, beta=beta, interp=interp, source=source)

@@ -70,6 +70,7 @@ def generate_images(network_pkl: str, seeds: str, truncation_psi: float, class_i
         raise dnnlib.UserError(f"--seeds: {bad[0]} is too large (seeds are 0 .. 2**32-1)")
     shift = parse_vec2(translate, '--translate')
     dev = misc.get_device(device)
+    dnnlib.util.make_dirs(outdir, "output folder")
 
     log.info('Loading %s', network_pkl)
     G = load_generator(network_pkl, dev)
@@ -79,7 +80,6 @@ def generate_images(network_pkl: str, seeds: str, truncation_psi: float, class_i
     G, desc = prepare_generator(G, dev, precision)  # after the input transform: the inference network is final
     log.info('%s', desc)
 
-    os.makedirs(outdir, exist_ok=True)
     for i, seed in enumerate(seed_list):
         z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).to(device=dev, dtype=torch.float32)
         with torch.no_grad():

@@ -61,6 +61,15 @@ def _describe(f: Any) -> str:
     return str(name) if isinstance(name, (str, os.PathLike)) else 'the network pickle'
 
 
+def _starts_with(f: BinaryIO, magic: bytes) -> bool:
+    """Whether the seekable file `f` begins with `magic` (False when it cannot be rewound)."""
+    try:
+        f.seek(0)
+        return f.read(len(magic)) == magic
+    except (OSError, AttributeError, ValueError):
+        return False
+
+
 def load_network_pkl(f: BinaryIO | str | os.PathLike, force_fp16: bool = False) -> dict:
     """Read a network snapshot.
 
@@ -79,6 +88,9 @@ def load_network_pkl(f: BinaryIO | str | os.PathLike, force_fp16: bool = False) 
     try:
         data = _SnapshotUnpickler(f).load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError) as e:
+        if _starts_with(f, b'PK\x03\x04'):
+            raise dnnlib.UserError(f"{what} is a PyTorch checkpoint (torch.save), not a network pickle; a pose-LSTM "
+                                   f"checkpoint goes to --lstm, a generator snapshot to --network") from None
         raise dnnlib.UserError(f"{what} is not a readable network pickle ({type(e).__name__}: {e})") from None
     except (ImportError, AttributeError) as e:
         raise dnnlib.UserError(f"{what} refers to code that is not available here ({type(e).__name__}: {e}); "

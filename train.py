@@ -172,7 +172,7 @@ def main(ctx: click.Context, **kwargs) -> None:
 
     if is_rank0:
         if new_run:
-            os.makedirs(run_dir, exist_ok=False)
+            dnnlib.util.make_dirs(run_dir, 'run folder', exist_ok=False)
         with dnnlib.util.atomic_write(os.path.join(run_dir, 'training_options.json'), 'w') as f:
             json.dump(c, f, indent=2)
         with open(os.path.join(run_dir, 'log.txt'), 'a') as f:

@@ -10,6 +10,7 @@ pickles and scripts expect (they pickle `dnnlib.util.EasyDict` by this import pa
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import importlib
@@ -84,22 +85,71 @@ def _default_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def make_dirs(path: str | os.PathLike, what: str = "folder", exist_ok: bool = True) -> None:
+    """os.makedirs(path), with a `UserError` that names `what` when it cannot be made."""
+    try:
+        os.makedirs(path, exist_ok=exist_ok)
+    except OSError as e:
+        raise UserError(f"Cannot create {what} {os.fspath(path)}: {_reason(os.fspath(path), e)}; "
+                        f"choose a writable location") from None
+
+
+def _reason(path: str, e: OSError) -> str:
+    """Why `path` could not be made, in words (makedirs says 'File exists' for a file on the way)."""
+    if isinstance(e, (FileExistsError, NotADirectoryError)):
+        head = os.path.abspath(path)
+        while head and not os.path.exists(head):
+            head = os.path.dirname(head)
+        if head and not os.path.isdir(head):
+            return f"{head} is a file, not a folder"
+    return str(e.strerror or e)
+
+
+def _cannot_write(what: str, path: str, e: OSError) -> UserError:
+    return UserError(f"Cannot write {what + ' ' if what else ''}{path}: {_reason(path, e)}; "
+                     f"choose a writable location")
+
+
+def check_writable(path: str | os.PathLike, what: str = "") -> None:
+    """Raise `UserError` now, before long work, if `path` cannot be written atomically later
+    (its folder cannot be made or written, or `path` is a folder). Creates missing folders."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise _cannot_write(what, path, IsADirectoryError(errno.EISDIR, "it is a folder"))
+    fd, tmp = _claim_temp(path, what, keep_suffix=False)
+    os.close(fd)
+    os.remove(tmp)
+
+
+def _claim_temp(path: str, what: str, keep_suffix: bool) -> tuple[int, str]:
+    """Create the folder of `path` and a temporary file beside it (named after `path`, with its
+    extension at the end when `keep_suffix`); an unwritable destination (missing permission, a file
+    where a folder should be) is a `UserError` naming `what`."""
+    dirname = os.path.dirname(os.path.abspath(path))
+    stem, ext = os.path.splitext(os.path.basename(path)) if keep_suffix else (os.path.basename(path), "")
+    try:
+        os.makedirs(dirname, exist_ok=True)
+        return tempfile.mkstemp(prefix="." + stem + ".", suffix=".tmp" + ext, dir=dirname)
+    except OSError as e:
+        raise _cannot_write(what, path, e) from None
+
+
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[io.IOBase]:
+def atomic_write(path: str | os.PathLike, mode: str = "wb", what: str = "") -> Iterator[io.IOBase]:
     """Open a temporary file next to `path` for writing; rename it to `path` on success.
 
-    On an exception the temporary file is removed and `path` is left untouched."""
+    On an exception the temporary file is removed and `path` is left untouched. A destination that
+    cannot be written raises `UserError` ("Cannot write <what> <path>: ...") before any work."""
     path = os.fspath(path)
-    dirname = os.path.dirname(os.path.abspath(path))
-    os.makedirs(dirname, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=dirname)
+    check_writable(path, what)
+    fd, tmp = _claim_temp(path, what, keep_suffix=False)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, _default_file_mode())
-        os.replace(tmp, path)
+        _replace(tmp, path, what)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
@@ -107,25 +157,28 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[io.IOBas
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+def atomic_path(path: str | os.PathLike, what: str = "") -> Iterator[str]:
     """Yield a temporary path next to `path` for a writer that needs a file name (zip, ffmpeg);
     rename it to `path` on success, remove it on failure. The suffix is kept so that tools that
-    look at the extension still work."""
+    look at the extension still work. Unwritable destinations raise `UserError` as in atomic_write."""
     path = os.fspath(path)
-    dirname = os.path.dirname(os.path.abspath(path))
-    os.makedirs(dirname, exist_ok=True)
-    base = os.path.basename(path)
-    stem, ext = os.path.splitext(base)
-    fd, tmp = tempfile.mkstemp(prefix="." + stem + ".", suffix=".tmp" + ext, dir=dirname)
+    fd, tmp = _claim_temp(path, what, keep_suffix=True)
     os.close(fd)
     try:
         yield tmp
         os.chmod(tmp, _default_file_mode())
-        os.replace(tmp, path)
+        _replace(tmp, path, what)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def _replace(tmp: str, path: str, what: str) -> None:
+    try:
+        os.replace(tmp, path)
+    except OSError as e:
+        raise _cannot_write(what, path, e) from None
 
 #----------------------------------------------------------------------------
 # Formatting.

@@ -75,6 +75,41 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
     assert ((tmp_path / "other.zip").stat().st_mode & 0o777) == (0o666 & ~umask)
 
 
+def test_unwritable_destinations_are_user_errors_before_any_work(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    calls = []
+    for open_it in (lambda p: util.atomic_write(p, what="report"), lambda p: util.atomic_path(p, what="report")):
+        with pytest.raises(util.UserError, match=r"Cannot write report .*a_file is a file, not a folder"):
+            with open_it(a_file / "sub" / "out.bin"):
+                calls.append("body ran")
+    assert calls == []
+    with pytest.raises(util.UserError, match="Cannot write .*folder: it is a folder"):
+        with util.atomic_write(folder):
+            calls.append("body ran")
+    assert calls == []
+    with pytest.raises(util.UserError, match="it is a folder"):
+        util.check_writable(folder, "pose")
+    with pytest.raises(util.UserError, match="Cannot create output folder .*a_file is a file, not a folder"):
+        util.make_dirs(a_file / "x", "output folder")
+    with pytest.raises(util.UserError, match="Cannot create run folder"):
+        util.make_dirs(folder, "run folder", exist_ok=False)
+    util.check_writable(tmp_path / "new" / "deep" / "x.pose")  # folders are made, nothing is left behind
+    assert list((tmp_path / "new" / "deep").iterdir()) == [] and a_file.read_text() == "keep"
+
+
+def test_atomic_path_moves_a_folder_onto_an_empty_folder(tmp_path):
+    dest = tmp_path / "dataset"
+    dest.mkdir()
+    with util.atomic_path(dest) as tmp:  # dataset_tool writes folder datasets this way
+        os.remove(tmp)
+        os.mkdir(tmp)
+        open(os.path.join(tmp, "img.png"), "wb").close()
+    assert os.listdir(dest) == ["img.png"]
+
+
 def test_cli_main_turns_user_error_into_click_error():
     import click
     from click.testing import CliRunner

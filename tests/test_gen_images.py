@@ -100,6 +100,14 @@ def test_bad_input_gives_one_clear_line(networks, tmp_path):
     assert_one_line_error(run(['--network', networks['sg3'], '--seeds', '0', '--translate', '1', '--outdir', out]),
                           '--translate')
     assert not (tmp_path / 'out').exists() or not list((tmp_path / 'out').iterdir())
+    lstm_like = tmp_path / 'lstm.pt'
+    torch.save({'model': {}}, lstm_like)
+    assert_one_line_error(run(['--network', str(lstm_like), '--seeds', '0', '--outdir', out]),
+                          'PyTorch checkpoint')
+    a_file = tmp_path / 'a_file'
+    a_file.write_text('')
+    assert_one_line_error(run(['--network', networks['sg3'], '--seeds', '0', '--outdir', str(a_file)]),
+                          'is a file, not a folder')
 
 
 def test_command_line_process(networks, tmp_path, repo_dir):

@@ -71,6 +71,13 @@ def test_load_refuses_non_network_files(tmp_path, content, message):
         legacy.load_network_pkl(str(path))
 
 
+def test_load_names_a_torch_checkpoint_given_as_network(tmp_path):
+    path = tmp_path / 'lstm.pt'
+    torch.save({'model': {'w': torch.zeros(2)}}, path)
+    with pytest.raises(dnnlib.UserError, match='PyTorch checkpoint.*--lstm'):
+        legacy.load_network_pkl(str(path))
+
+
 def test_load_missing_file_is_user_error(tmp_path):
     with pytest.raises(dnnlib.UserError, match='not found'):
         legacy.load_network_pkl(str(tmp_path / 'missing.pkl'))

@@ -3,6 +3,7 @@ its generator identity, streaming inference and smoothing, validation on real po
 
 import json
 import os
+import pickle
 import shutil
 
 import numpy as np
@@ -211,7 +212,10 @@ def test_load_lstm_refuses_other_files(tmp_path):
     with pytest.raises(dnnlib.UserError, match="not a pose-LSTM checkpoint"):
         pose_lstm.load_lstm(str(tmp_path / "other.pt"))
     (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04truncated")
-    with pytest.raises(dnnlib.UserError, match="Not a readable LSTM checkpoint"):
+    with pytest.raises(dnnlib.UserError, match="not a pose-LSTM checkpoint; train one"):
         pose_lstm.load_lstm(str(tmp_path / "cut.pt"))
+    (tmp_path / "G.pkl").write_bytes(pickle.dumps({"G_ema": None}))
+    with pytest.raises(dnnlib.UserError, match="looks like a pickle: a network snapshot goes to --network"):
+        pose_lstm.load_lstm(str(tmp_path / "G.pkl"))
 
 #----------------------------------------------------------------------------

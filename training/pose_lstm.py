@@ -29,6 +29,7 @@ import math
 import os
 import re
 import warnings
+import zipfile
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -301,6 +302,11 @@ def read_checkpoint(path: str) -> dict[str, Any]:
     `dnnlib.UserError` when the file is missing or is not one."""
     if not os.path.isfile(path):
         raise dnnlib.UserError(f"LSTM checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):  # torch.save writes zip archives; anything else is another kind of file
+        with open(path, "rb") as f:
+            pickled = f.read(1) == b"\x80"
+        hint = " (it looks like a pickle: a network snapshot goes to --network)" if pickled else ""
+        raise dnnlib.UserError(f"{path} is not a pose-LSTM checkpoint{hint}; train one with train_pose_lstm.py")
     try:
         with warnings.catch_warnings():  # torch's remarks about the pickle protocol of a file that is not ours
             warnings.simplefilter("ignore")
@@ -602,10 +608,7 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
         opts = _merge_resume_config(opts, resumed["config"])
     elif os.path.exists(ckpt_path):
         raise dnnlib.UserError(f"{ckpt_path} exists; pass --resume to continue that run or choose another --outdir")
-    try:
-        os.makedirs(opts.outdir, exist_ok=True)
-    except OSError as e:
-        raise dnnlib.UserError(f"Cannot create output folder {opts.outdir}: {e.strerror or e}") from None
+    dnnlib.util.make_dirs(opts.outdir, "output folder")
 
     log.info("Loading generator %s", opts.network)
     G = load_generator(opts.network, device)

@@ -92,10 +92,7 @@ def render_walks(network: str, outdir: str, num: int, frames: tuple[int, int] = 
         raise dnnlib.UserError(f"{network} is a conditional generator ({G.c_dim} classes); walks need an "
                                f"unconditional one")
     G, desc = prepare_generator(G, dev, precision)  # the fastest correct way to run G here (logged below)
-    try:
-        os.makedirs(outdir, exist_ok=True)
-    except OSError as e:
-        raise dnnlib.UserError(f"Cannot create {outdir}: {e.strerror or e}") from None
+    dnnlib.util.make_dirs(outdir, "output folder")
     log.info(describe_render_path(G, dev, batch, desc))
     for i in tqdm(todo, desc="rendering walks", unit="walk", disable=None if progress is None else not progress):
         base = os.path.join(outdir, names[i])

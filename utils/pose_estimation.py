@@ -97,8 +97,8 @@ def estimate_video_pose(video_path: str | os.PathLike, out_pose_path: str | os.P
         from pose_format import Pose
         with open(out_pose_path, "rb") as f:
             return Pose.read(f.read())
-    if out_pose_path is not None and os.path.isdir(out_pose_path):
-        raise dnnlib.UserError(f"Cannot write pose {out_pose_path}: it is a directory")
+    if out_pose_path is not None:
+        dnnlib.util.check_writable(out_pose_path, "pose")  # before the estimation, not after it
     info = video_io.video_info(video_path)
     if not info.fps > 0:
         log.warning("Video %s does not state its frame rate; writing the pose at 25 fps", video_path)
@@ -114,7 +114,7 @@ def estimate_video_pose(video_path: str | os.PathLike, out_pose_path: str | os.P
 def write_pose(pose, path: str | os.PathLike) -> None:
     """Write a `pose_format.Pose` to `path` atomically (complete or not at all)."""
     try:
-        with dnnlib.util.atomic_write(path, "wb") as f:
+        with dnnlib.util.atomic_write(path, "wb", what="pose") as f:
             pose.write(f)
     except OSError as e:
         raise dnnlib.UserError(f"Cannot write pose {os.fspath(path)}: {e.strerror or e}") from None

@@ -165,12 +165,8 @@ class VideoWriter:
         self._closed = False
 
         # Claim the temporary file now: an unwritable destination fails here, before any work.
-        self._atomic = atomic_path(self.path)
-        try:
-            self._tmp_path = self._atomic.__enter__()
-        except OSError as e:
-            raise dnnlib.UserError(f"Cannot write video {self.path}: {e.strerror or e}; "
-                                   f"choose a writable output location") from None
+        self._atomic = atomic_path(self.path, what="video")
+        self._tmp_path = self._atomic.__enter__()
 
     # -- context manager
 

@@ -185,10 +185,7 @@ def _zip_output(stack: contextlib.ExitStack, path: str | None, option: str, comp
     if path is None:
         yield None
         return
-    try:
-        tmp = stack.enter_context(dnnlib.util.atomic_path(path))
-    except OSError as e:
-        raise dnnlib.UserError(f"Cannot write {option} {path}: {e.strerror or e}") from None
+    tmp = stack.enter_context(dnnlib.util.atomic_path(path, what=option))
     with zipfile.ZipFile(tmp, "w", compression=compression) as z:
         yield z
 
