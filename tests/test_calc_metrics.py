@@ -101,6 +101,10 @@ def test_user_errors_are_one_line(material, tmp_path, monkeypatch):
                    "fid10k", "valid metrics:", "eqt50k_frac", "is50k")
     one_line_error(invoke(f"--network={tmp_path / 'missing.pkl'}"), "missing.pkl")
     one_line_error(invoke(f"--network={material['snapshot']}", f"--data={tmp_path / 'nodata.zip'}"), "nodata.zip")
+    # A dataset that is not one fails before the (unreachable) detector is fetched.
+    (tmp_path / "clip.mp4").write_bytes(b"not a dataset")
+    one_line_error(invoke(f"--network={material['snapshot']}", f"--data={tmp_path / 'clip.mp4'}",
+                          "--inception=https://detector.invalid/inception.pkl"), "neither a folder nor a zip")
     # Offline: a detector that cannot be downloaded says which option to pass, within seconds.
     monkeypatch.setenv("DNNLIB_CACHE_DIR", str(tmp_path / "dl"))
     start = time.time()
