@@ -39,6 +39,9 @@ import dnnlib
               help="At most this many frames of each real pose")
 @click.option("--augment-with-validation", is_flag=True,
               help="Add the renders of the real poses (re-estimated) to the training pairs")
+@click.option("--best-by", type=click.Choice(["val_mae", "consistency"]), default="val_mae", show_default=True,
+              help="What lstm-best.pt minimises: W error on held-out pairs, or pose consistency of the --val renders "
+                   "(parts MediaPipe misses count as one shoulder width)")
 @click.option("--render-batch", type=click.IntRange(min=1), default=4, show_default=True,
               help="Frames per synthesis call when rendering validation poses")
 @click.option("--resume", is_flag=True, help="Continue the run in --outdir from its lstm.pt")

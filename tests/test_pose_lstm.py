@@ -114,10 +114,14 @@ def test_validation_on_real_poses_and_augmentation(setup, data_dir, tmp_path):
     val.mkdir()
     write_pose(pose_slice(load_pose(data_dir / "testing-reduced.pose"), range(40, 44)), str(val / "real.pose"))
     res = pose_lstm.train_pose_lstm(options(setup, tmp_path / "run", steps=2, val_every=2, val=str(val), val_frames=3,
-                                            augment_with_validation=True), progress=False)
+                                            augment_with_validation=True, best_by="consistency"), progress=False)
     for key in ("consistency/body_detection", "consistency/left_hand_detection", "consistency/right_hand_detection"):
         assert key in res, res
     assert res["consistency/body_detection"] == 0.0  # a random 16x16 generator shows nobody
+    # Nothing found: every part counts as missed; lstm-best.pt was chosen by that score.
+    assert res["consistency/score"] == pose_lstm.MISSED_PART_ERROR
+    best = pose_lstm.read_checkpoint(str(tmp_path / "run" / "lstm-best.pt"))
+    assert best["best_by"] == "consistency" and best["best_score"] == res["consistency/score"]
     # The render's estimated pose and its W were kept as a pair (without a person it cannot train).
     aug = sorted(os.listdir(tmp_path / "run" / "augment"))
     assert aug == ["000002-real.npy", "000002-real.pose"]
@@ -126,9 +130,19 @@ def test_validation_on_real_poses_and_augmentation(setup, data_dir, tmp_path):
     assert load_pose(tmp_path / "run" / "augment" / "000002-real.pose", require_hands=False).body.data.shape[0] == 3
 
 
-def test_augment_needs_val(setup, tmp_path):
+def test_augment_and_best_by_consistency_need_val(setup, tmp_path):
     with pytest.raises(dnnlib.UserError, match="--val"):
         pose_lstm.train_pose_lstm(options(setup, tmp_path, augment_with_validation=True), progress=False)
+    with pytest.raises(dnnlib.UserError, match="--best-by=consistency needs --val"):
+        pose_lstm.train_pose_lstm(options(setup, tmp_path, best_by="consistency"), progress=False)
+
+
+def test_consistency_score_counts_missed_parts():
+    fig = {"body_mae": 0.2, "body_detection": 1.0,
+           "face_mae": 0.4, "face_detection": 0.5,            # found in half the frames
+           "left_hand_mae": None, "left_hand_detection": 0.0}  # never found; the right hand is not in the input
+    assert pose_lstm.consistency_score(fig) == pytest.approx((0.2 + (0.5 * 0.4 + 0.5 * 1.0) + 1.0) / 3)
+    assert pose_lstm.consistency_score({"body_mae": 0.3, "body_detection": 1.0}) == pytest.approx(0.3)
 
 #----------------------------------------------------------------------------
 # Data.

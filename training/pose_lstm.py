@@ -442,6 +442,7 @@ class TrainOptions:
     val: str | None = None                 # folder of real poses (render + re-estimate + consistency)
     val_frames: int = 100                  # at most this many frames of each real pose
     augment_with_validation: bool = False
+    best_by: str = "val_mae"               # what lstm-best.pt minimises: 'val_mae' or 'consistency' (needs val)
     render_batch: int = 4
     resume: bool = False
     seed: int = 0
@@ -449,7 +450,7 @@ class TrainOptions:
 
     # Options that define the run; on resume the checkpoint's values are kept.
     RUN_KEYS = ("pairs", "batch", "hidden", "num_layers", "window", "lr", "grad_clip", "out_mode", "val_fraction",
-                "val_every", "val", "val_frames", "augment_with_validation", "render_batch", "seed")
+                "val_every", "val", "val_frames", "augment_with_validation", "best_by", "render_batch", "seed")
 
     def check(self) -> None:
         for key in ("steps", "batch", "hidden", "num_layers", "window", "val_every", "val_frames", "render_batch"):
@@ -461,6 +462,10 @@ class TrainOptions:
             raise dnnlib.UserError(f"--lr must be positive, got {self.lr}")
         if self.augment_with_validation and not self.val:
             raise dnnlib.UserError("--augment-with-validation needs --val=DIR of real poses")
+        if self.best_by not in BEST_BY:
+            raise dnnlib.UserError(f"Unknown --best-by={self.best_by!r}; use one of {', '.join(BEST_BY)}")
+        if self.best_by == "consistency" and not self.val:
+            raise dnnlib.UserError("--best-by=consistency needs --val=DIR of real poses to render and measure")
         if self.val and not os.path.isdir(self.val):
             raise dnnlib.UserError(f"Validation pose folder not found: {self.val}")
 
@@ -521,6 +526,26 @@ def _load_real_poses(dirname: str, spec: pose_features.FeatureSpec, max_frames: 
     return out
 
 
+BEST_BY = ("val_mae", "consistency")
+MISSED_PART_ERROR = 1.0  # shoulder widths: what a frame whose part MediaPipe cannot find counts in the score
+
+
+def consistency_score(fig: dict[str, Any]) -> float:
+    """One number for the pose consistency of renders (lower is better): over the parts the real
+    poses show, the mean of `detection * mae + (1 - detection) * MISSED_PART_ERROR`. A part that
+    the renders never show scores MISSED_PART_ERROR (one shoulder width), so choosing by this
+    score prefers checkpoints whose hands and face MediaPipe can find."""
+    from metrics.pose_consistency import COMPONENT_KEYS
+    terms = []
+    for key in COMPONENT_KEYS.values():
+        det = fig.get(f"{key}_detection")
+        if det is None:  # the real poses never show this part
+            continue
+        mae = fig.get(f"{key}_mae")
+        terms.append(det * mae + (1.0 - det) * MISSED_PART_ERROR if mae is not None else MISSED_PART_ERROR)
+    return float(np.mean(terms)) if terms else math.inf
+
+
 def validate_real_poses(G: torch.nn.Module, model: PoseLSTM, real: Sequence[tuple[str, Any, np.ndarray]],
                         device: torch.device, batch: int = 4, augment_dir: str | None = None, step: int = 0
                         ) -> dict[str, Any]:
@@ -560,6 +585,7 @@ def validate_real_poses(G: torch.nn.Module, model: PoseLSTM, real: Sequence[tupl
     finally:
         model.train(was_training)
     out: dict[str, Any] = {k: sums[k] / weights[k] for k in sums}
+    out["score"] = consistency_score(out)
     out["poses"] = len(real)
     return out
 
@@ -591,7 +617,8 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
     """Train (or, with `opts.resume`, continue training) a pose LSTM; see the module docstring.
 
     Writes `<outdir>/lstm.pt` (the latest state, for resuming and inference), `<outdir>/lstm-best.pt`
-    (the model with the lowest validation MAE, without optimizer state), TensorBoard events and
+    (the model with the lowest validation MAE, or with `best_by='consistency'` the lowest
+    `consistency_score` of the real poses' renders; without optimizer state), TensorBoard events and
     `stats.jsonl` (one line per validation) to `opts.outdir`. Returns the last validation's figures
     (`val_mae`, `val_mean_predictor_mae`, ...) and `step`."""
     from tqdm import tqdm
@@ -642,7 +669,8 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
         optimizer.load_state_dict(resumed["optimizer"])
         _set_rng_state(rng, resumed["rng"], device)
         step = int(resumed["step"])
-        best = float(resumed.get("best_val_mae", math.inf))
+        if resumed.get("best_by", "val_mae") == opts.best_by:  # else lstm-best.pt is chosen afresh from here on
+            best = float(resumed.get("best_score", resumed.get("best_val_mae", math.inf)))
         if augment_dir is not None:
             train_pairs = train_pairs + _augment_pairs(augment_dir, step, spec, identity["w_dim"], identity["num_ws"])
         log.info("Resuming %s at step %d", ckpt_path, step)
@@ -655,7 +683,7 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
     config.pop("resume")
 
     def checkpoint(with_optimizer: bool = True) -> dict[str, Any]:
-        extra: dict[str, Any] = {"step": step, "config": config, "best_val_mae": best}
+        extra: dict[str, Any] = {"step": step, "config": config, "best_score": best, "best_by": opts.best_by}
         if with_optimizer:
             extra.update(optimizer=optimizer.state_dict(), rng=_rng_state(rng, device))
         return make_checkpoint(model, spec, identity, **extra)
@@ -709,8 +737,9 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
                 writer.flush()
             with open(stats_path, "a") as f:
                 f.write(json.dumps(result) + "\n")
-            if "val_mae" in result and result["val_mae"] < best:
-                best = result["val_mae"]
+            score = result.get("val_mae" if opts.best_by == "val_mae" else "consistency/score")
+            if score is not None and score < best:
+                best = score
                 save_checkpoint(os.path.join(opts.outdir, "lstm-best.pt"), checkpoint(with_optimizer=False))
             save_checkpoint(ckpt_path, checkpoint())
     finally:
