@@ -62,8 +62,11 @@ def pose_consistency(input_pose: Any, estimated_pose: Any, wrists: bool = True) 
         estimated_pose: MediaPipe Holistic pose of the video's frames (Pose, path or bytes).
         wrists: apply `correct_wrists` (the definition; False reproduces figures computed without it).
 
-    Returns a JSON-serialisable dict: `<key>_mae` and `<key>_detection` for key in body, face,
-    left_hand, right_hand (None when there is nothing to compare), `num_frames` (paired frames),
+    Returns a JSON-serialisable dict: `<key>_mae`, `<key>_detection` (the spec's rate: frames the
+    estimate has the part / frames the input has it; above 1 when the estimate finds the part where
+    the input has none) and `<key>_matched` (the share of the input's frames with the part where the
+    estimate has it too, at most 1) for key in body, face, left_hand, right_hand (None when there is
+    nothing to compare), `num_frames` (paired frames),
     `num_frames_input`, `num_frames_estimated`, and per component details under `components`.
     """
     inp = _as_pose(input_pose, "input pose")
@@ -105,13 +108,16 @@ def pose_consistency(input_pose: Any, estimated_pose: Any, wrists: bool = True) 
         mae = None
         if b_normalized and both.any():
             mae = float(np.abs(xa - xb).sum(-1)[both].mean())
+        both_frames = int((fa.any(1) & fb.any(1)).sum())
         detection = est_frames / in_frames if in_frames > 0 else None
+        matched = both_frames / in_frames if in_frames > 0 else None
         key = COMPONENT_KEYS[comp]
         result[f"{key}_mae"] = mae
         result[f"{key}_detection"] = detection
+        result[f"{key}_matched"] = matched
         result["components"][comp] = {"mae": mae, "detection_rate": detection, "frames_input": in_frames,
                                       "frames_estimated": est_frames,
-                                      "frames_both": int((fa.any(1) & fb.any(1)).sum()),
+                                      "frames_both": both_frames,
                                       "points_compared": int(both.sum())}
     return result
 

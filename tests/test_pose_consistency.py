@@ -66,6 +66,23 @@ def test_known_offset_and_detection(reduced):
     assert r["left_hand_detection"] == pytest.approx(30 / 40)
     assert r["right_hand_detection"] == 1.0
     assert r["left_hand_mae"] == pytest.approx(0.0, abs=1e-5)
+    assert r["left_hand_matched"] == pytest.approx(30 / 40)
+
+
+def test_parts_found_where_the_input_has_none(reduced):
+    """The spec's detection rate exceeds 1 when the estimate shows a hand the input lacks;
+    `matched` counts only the input's frames."""
+    conf = np.asarray(reduced.body.confidence).copy()
+    lh = reduced.header.get_point_index(pf.LEFT_HAND, "WRIST")
+    has = (conf[:, 0, lh:lh + 21] > 0).any(1)
+    assert 0 < has.sum() < len(has)
+    est_conf = conf.copy()
+    est_conf[:, :, lh:lh + 21] = 1.0                      # the estimate shows the hand in every frame
+    est_conf[np.where(has)[0][:5], :, lh:lh + 21] = 0.0   # ... except 5 where the input has it
+    r = pose_consistency(reduced, _with(reduced, conf=est_conf))
+    n_in = int(has.sum())
+    assert r["left_hand_detection"] == pytest.approx((len(has) - 5) / n_in) and r["left_hand_detection"] > 1
+    assert r["left_hand_matched"] == pytest.approx((n_in - 5) / n_in)
 
 
 def test_full_vs_reduced_and_frame_rates(data_dir):

@@ -138,11 +138,12 @@ def test_augment_and_best_by_consistency_need_val(setup, tmp_path):
 
 
 def test_consistency_score_counts_missed_parts():
-    fig = {"body_mae": 0.2, "body_detection": 1.0,
-           "face_mae": 0.4, "face_detection": 0.5,            # found in half the frames
-           "left_hand_mae": None, "left_hand_detection": 0.0}  # never found; the right hand is not in the input
+    fig = {"body_mae": 0.2, "body_detection": 1.0, "body_matched": 1.0,
+           "face_mae": 0.4, "face_detection": 1.5, "face_matched": 0.5,  # found in half the frames (and elsewhere)
+           "left_hand_mae": None, "left_hand_detection": 0.0, "left_hand_matched": 0.0}  # never found
+    # The right hand is not in the input: it does not count.
     assert pose_lstm.consistency_score(fig) == pytest.approx((0.2 + (0.5 * 0.4 + 0.5 * 1.0) + 1.0) / 3)
-    assert pose_lstm.consistency_score({"body_mae": 0.3, "body_detection": 1.0}) == pytest.approx(0.3)
+    assert pose_lstm.consistency_score({"body_mae": 0.3, "body_matched": 1.0}) == pytest.approx(0.3)
 
 #----------------------------------------------------------------------------
 # Data.

@@ -532,17 +532,19 @@ MISSED_PART_ERROR = 1.0  # shoulder widths: what a frame whose part MediaPipe ca
 
 def consistency_score(fig: dict[str, Any]) -> float:
     """One number for the pose consistency of renders (lower is better): over the parts the real
-    poses show, the mean of `detection * mae + (1 - detection) * MISSED_PART_ERROR`. A part that
-    the renders never show scores MISSED_PART_ERROR (one shoulder width), so choosing by this
-    score prefers checkpoints whose hands and face MediaPipe can find."""
+    poses show, the mean of `matched * mae + (1 - matched) * MISSED_PART_ERROR`, where `matched` is
+    the share of the real poses' frames with the part in which the render shows it too. A part that
+    the renders never show scores MISSED_PART_ERROR (one shoulder width); parts found where the real
+    pose has none earn nothing, so choosing by this score prefers checkpoints whose hands and face
+    MediaPipe finds where they should be."""
     from metrics.pose_consistency import COMPONENT_KEYS
     terms = []
     for key in COMPONENT_KEYS.values():
-        det = fig.get(f"{key}_detection")
-        if det is None:  # the real poses never show this part
+        matched = fig.get(f"{key}_matched")
+        if matched is None:  # the real poses never show this part
             continue
         mae = fig.get(f"{key}_mae")
-        terms.append(det * mae + (1.0 - det) * MISSED_PART_ERROR if mae is not None else MISSED_PART_ERROR)
+        terms.append(matched * mae + (1.0 - matched) * MISSED_PART_ERROR if mae is not None else MISSED_PART_ERROR)
     return float(np.mean(terms)) if terms else math.inf
 
 
@@ -572,7 +574,7 @@ def validate_real_poses(G: torch.nn.Module, model: PoseLSTM, real: Sequence[tupl
                                        num_frames=len(ws), desc=f"validation {name}")
             fig = pose_consistency(pose, est)
             for key in COMPONENT_KEYS.values():
-                for what in ("mae", "detection"):
+                for what in ("mae", "detection", "matched"):
                     v = fig[f"{key}_{what}"]
                     if v is not None:
                         sums[f"{key}_{what}"] = sums.get(f"{key}_{what}", 0.0) + v * fig["num_frames"]
