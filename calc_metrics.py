@@ -110,6 +110,7 @@ def resolve_dataset_kwargs(network_pkl: str, snapshot: dict, data: str | None, m
     if isinstance(path, str) and not dnnlib.util.is_url(kwargs.path):
         # Open it now (names and the first image only): a bad dataset fails before detectors are fetched.
         dataset = dnnlib.util.construct_class_by_name(**kwargs)
+        dataset.close()
         if dataset.resolution != G.img_resolution:
             log.warning("Dataset %s has %dx%d images, the generator makes %dx%d: the metrics compare them "
                         "after the detector's own resizing", kwargs.path, dataset.resolution, dataset.resolution,

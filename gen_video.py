@@ -154,8 +154,8 @@ def render_pose_video(pose_path: str, network: str, lstm: str, output: str, fps:
     if fps is not None and not fps > 0:
         raise dnnlib.UserError(f"--fps must be positive, got {fps}")
     json_path = os.path.splitext(output)[0] + ".json" if consistency else None
-    if json_path is not None and os.path.isdir(json_path):
-        raise dnnlib.UserError(f"Cannot write {json_path}: it is a directory")
+    if json_path is not None:
+        dnnlib.util.check_writable(json_path, "consistency report")  # before the rendering, not after it
 
     pose = pose_features.load_pose(pose_path)
     dev = misc.get_device(device)

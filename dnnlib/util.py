@@ -114,17 +114,17 @@ def check_writable(path: str | os.PathLike, what: str = "") -> None:
     """Raise `UserError` now, before long work, if `path` cannot be written atomically later
     (its folder cannot be made or written, or `path` is a folder). Creates missing folders."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise _cannot_write(what, path, IsADirectoryError(errno.EISDIR, "it is a folder"))
-    fd, tmp = _claim_temp(path, what, keep_suffix=False)
+    fd, tmp = _claim_temp(path, what, keep_suffix=False, file_only=True)
     os.close(fd)
     os.remove(tmp)
 
 
-def _claim_temp(path: str, what: str, keep_suffix: bool) -> tuple[int, str]:
+def _claim_temp(path: str, what: str, keep_suffix: bool, file_only: bool = False) -> tuple[int, str]:
     """Create the folder of `path` and a temporary file beside it (named after `path`, with its
     extension at the end when `keep_suffix`); an unwritable destination (missing permission, a file
-    where a folder should be) is a `UserError` naming `what`."""
+    where a folder should be, with `file_only` a folder at `path`) is a `UserError` naming `what`."""
+    if file_only and os.path.isdir(path):
+        raise _cannot_write(what, path, IsADirectoryError(errno.EISDIR, "it is a folder"))
     dirname = os.path.dirname(os.path.abspath(path))
     stem, ext = os.path.splitext(os.path.basename(path)) if keep_suffix else (os.path.basename(path), "")
     try:
@@ -141,8 +141,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", what: str = "") -> I
     On an exception the temporary file is removed and `path` is left untouched. A destination that
     cannot be written raises `UserError` ("Cannot write <what> <path>: ...") before any work."""
     path = os.fspath(path)
-    check_writable(path, what)
-    fd, tmp = _claim_temp(path, what, keep_suffix=False)
+    fd, tmp = _claim_temp(path, what, keep_suffix=False, file_only=True)
     try:
         with os.fdopen(fd, mode) as f:
             yield f

@@ -154,6 +154,14 @@ def test_unwritable_output_refused(models, data_dir, tmp_path):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:") and "Cannot write video" in lines[0], result.output
     assert sorted(os.listdir(tmp_path)) == ["file"]
+    # The --consistency report's path is checked before any rendering too.
+    (tmp_path / "out.json").mkdir()
+    result = run([f"--pose={data_dir / 'testing-reduced.pose'}", f"--network={models['network']}",
+                  f"--lstm={models['lstm']}", f"--output={tmp_path / 'out.mp4'}", "--device=cpu", "--consistency"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code != 0 and len(lines) == 1, result.output
+    assert "Cannot write consistency report" in lines[0] and "it is a folder" in lines[0], result.output
+    assert sorted(os.listdir(tmp_path)) == ["file", "out.json"]
 
 
 def test_mode_options_checked(models, tmp_path):
