@@ -4,8 +4,9 @@
         [--val=real-poses] [--augment-with-validation] [--resume]
 
 Writes `<outdir>/lstm.pt` (latest state: resumes exactly with `--resume`, and is what
-`gen_video.py --lstm` reads), `<outdir>/lstm-best.pt` (lowest validation MAE), `stats.jsonl` and
-TensorBoard logs. See `training/pose_lstm.py`.
+`gen_video.py --lstm` reads), `<outdir>/lstm-best.pt` (lowest validation MAE), `stats.jsonl`,
+TensorBoard logs and `preview-<step>.png` with each validation (poses next to G's renders of the
+LSTM's latents). See `training/pose_lstm.py`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ import dnnlib
                    "(parts MediaPipe misses count as one shoulder width)")
 @click.option("--render-batch", type=click.IntRange(min=1), default=4, show_default=True,
               help="Frames per synthesis call when rendering validation poses")
+@click.option("--preview-frames", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Frames shown in preview-<step>.png, written with each validation (0: none)")
 @click.option("--resume", is_flag=True, help="Continue the run in --outdir from its lstm.pt")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")

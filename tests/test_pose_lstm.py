@@ -130,6 +130,68 @@ def test_validation_on_real_poses_and_augmentation(setup, data_dir, tmp_path):
     assert load_pose(tmp_path / "run" / "augment" / "000002-real.pose", require_hands=False).body.data.shape[0] == 3
 
 
+def _png(path):
+    import PIL.Image
+    with PIL.Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def test_previews_written_with_each_validation(setup, data_dir, tmp_path):
+    pose_lstm.train_pose_lstm(options(setup, tmp_path / "plain"), progress=False)
+    assert sorted(f for f in os.listdir(tmp_path / "plain") if f.endswith(".png")) == \
+        ["preview-000003.png", "preview-000006.png"]
+    pose_lstm.train_pose_lstm(options(setup, tmp_path / "none", preview_frames=0), progress=False)
+    assert not [f for f in os.listdir(tmp_path / "none") if f.endswith(".png")]
+    with pytest.raises(dnnlib.UserError, match="--preview-frames"):
+        pose_lstm.train_pose_lstm(options(setup, tmp_path / "bad", preview_frames=-1), progress=False)
+    # With real validation poses a second section shows the first one: input, render, MediaPipe's reading.
+    val = tmp_path / "val"
+    val.mkdir()
+    write_pose(pose_slice(load_pose(data_dir / "testing-reduced.pose"), range(40, 44)), str(val / "real.pose"))
+    pose_lstm.train_pose_lstm(options(setup, tmp_path / "real", steps=3, val=str(val), val_frames=3), progress=False)
+    plain, real = _png(tmp_path / "plain" / "preview-000003.png"), _png(tmp_path / "real" / "preview-000003.png")
+    tile = pose_lstm.PREVIEW_MIN_TILE  # the 16x16 frames are shown 4x larger
+    assert real.shape[0] - plain.shape[0] > 3 * tile
+
+
+def test_preview_shows_the_pairs_pose_and_both_renders(setup, tmp_path):
+    spec = make_feature_spec()
+    G = setup["G"]
+    pairs = pose_lstm.load_pairs(setup["pairs"], spec, G.w_dim, G.num_ws)
+    pair = pairs[0]
+    prev = pose_lstm.Preview(G, pair, setup["pairs"], 5, torch.device("cpu"), batch=3, held_out=True)
+    assert len(prev.idx) == 5 and prev.idx[0] == np.flatnonzero(pair.valid)[0]
+    torch.manual_seed(0)
+    model = pose_lstm.PoseLSTM(spec.num_features, G.w_dim, hidden=8, w_dim=G.w_dim, num_ws=G.num_ws)
+    sheet = prev.picture(model)
+    # Rows of 64x64 tiles (16x16 frames enlarged 4x) right-aligned after the label column, below a title line.
+    zoom, tile = 4, 64
+    rows = sheet.shape[0] // tile
+    assert rows == 3 and sheet.shape[1] >= 5 * tile
+    top, left = sheet.shape[0] - 3 * tile, sheet.shape[1] - 5 * tile
+    def tile_at(r, c):
+        return sheet[top + r * tile:top + (r + 1) * tile, left + c * tile:left + (c + 1) * tile][::zoom, ::zoom]
+    target = G.synthesis(torch.from_numpy(np.asarray(pair.ws[prev.idx], np.float32)), noise_mode="const")
+    pred = G.synthesis(pose_lstm.poses_to_ws(model, pair.feats)[torch.from_numpy(prev.idx)], noise_mode="const")
+    from training.rendering import to_uint8
+    for c in range(5):
+        assert np.array_equal(tile_at(1, c), to_uint8(target)[c])
+        assert np.array_equal(tile_at(2, c), to_uint8(pred)[c])
+        assert tile_at(0, c).min() < 128  # a drawn pose on white
+    assert not np.array_equal(tile_at(1, 0), tile_at(2, 0))
+
+
+def test_preview_indices_and_sheet_checks():
+    valid = np.zeros(20, bool)
+    valid[[2, 3, 5, 8, 13]] = True
+    assert pose_lstm.preview_indices(valid, 3).tolist() == [2, 5, 13]
+    assert pose_lstm.preview_indices(valid, 10).tolist() == [2, 3, 5, 8, 13]
+    assert pose_lstm.preview_indices(np.zeros(4, bool), 3).size == 0
+    img = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="sizes"):
+        pose_lstm.preview_sheet([("t", [("a", [img, np.zeros((9, 8, 3), np.uint8)])])])
+
+
 def test_augment_and_best_by_consistency_need_val(setup, tmp_path):
     with pytest.raises(dnnlib.UserError, match="--val"):
         pose_lstm.train_pose_lstm(options(setup, tmp_path, augment_with_validation=True), progress=False)

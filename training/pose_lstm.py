@@ -444,6 +444,7 @@ class TrainOptions:
     augment_with_validation: bool = False
     best_by: str = "val_mae"               # what lstm-best.pt minimises: 'val_mae' or 'consistency' (needs val)
     render_batch: int = 4
+    preview_frames: int = 8                # columns of preview-<step>.png (0: no pictures)
     resume: bool = False
     seed: int = 0
     device: str = "auto"
@@ -456,6 +457,8 @@ class TrainOptions:
         for key in ("steps", "batch", "hidden", "num_layers", "window", "val_every", "val_frames", "render_batch"):
             if int(getattr(self, key)) < 1:
                 raise dnnlib.UserError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(self, key)}")
+        if int(self.preview_frames) < 0:
+            raise dnnlib.UserError(f"--preview-frames must be 0 (no pictures) or more, got {self.preview_frames}")
         if self.out_mode not in OUT_MODES:
             raise dnnlib.UserError(f"Unknown output mode {self.out_mode!r}; use 'w' (one W for all layers) or 'ws'")
         if not self.lr > 0:
@@ -549,14 +552,16 @@ def consistency_score(fig: dict[str, Any]) -> float:
 
 
 def validate_real_poses(G: torch.nn.Module, model: PoseLSTM, real: Sequence[tuple[str, Any, np.ndarray]],
-                        device: torch.device, batch: int = 4, augment_dir: str | None = None, step: int = 0
-                        ) -> dict[str, Any]:
+                        device: torch.device, batch: int = 4, augment_dir: str | None = None, step: int = 0,
+                        preview: dict[str, Any] | None = None, preview_frames: int = 8) -> dict[str, Any]:
     """Render real poses through the LSTM and G, re-estimate the renders' poses with MediaPipe and
     measure pose consistency against the real poses (`metrics.pose_consistency`).
 
     With `augment_dir`, each render's estimated pose and its W sequence are also written there as
-    a pair `<step:06d>-<name>.pose/.npy` (atomic), for the training set. Returns the figures
-    averaged over poses, weighted by frames (`<component>_mae`, `<component>_detection`)."""
+    a pair `<step:06d>-<name>.pose/.npy` (atomic), for the training set. With a `preview` dict, the
+    first pose's name, pose, estimated pose and up to `preview_frames` of its rendered frames
+    (`frames`: {index: image}) are put in it, for `Preview.picture`. Returns the figures averaged
+    over poses, weighted by frames (`<component>_mae`, `<component>_detection`, `<component>_matched`)."""
     from metrics.pose_consistency import COMPONENT_KEYS, pose_consistency
     from training.rendering import render_frames
     from utils.pose_estimation import estimate_frames_pose, write_pose
@@ -570,8 +575,14 @@ def validate_real_poses(G: torch.nn.Module, model: PoseLSTM, real: Sequence[tupl
         for name, pose, feats in real:
             ws = poses_to_ws(model, feats, device=device)
             frames = (f for b in render_frames(G, iter([ws]), batch=batch, device=device) for f in b)
+            if preview is not None and not preview:
+                keep = set(preview_indices(np.ones(len(ws), bool), preview_frames).tolist())
+                preview.update(name=name, pose=pose, frames={})
+                frames = _keep_frames(frames, keep, preview["frames"])
             est = estimate_frames_pose(frames, fps=float(pose.body.fps), width=res, height=res,
                                        num_frames=len(ws), desc=f"validation {name}")
+            if preview is not None and preview.get("name") == name:
+                preview["estimate"] = est
             fig = pose_consistency(pose, est)
             for key in COMPONENT_KEYS.values():
                 for what in ("mae", "detection", "matched"):
@@ -590,6 +601,126 @@ def validate_real_poses(G: torch.nn.Module, model: PoseLSTM, real: Sequence[tupl
     out["score"] = consistency_score(out)
     out["poses"] = len(real)
     return out
+
+
+def _keep_frames(frames: Iterable[np.ndarray], keep: set[int], store: dict[int, np.ndarray]) -> Iterator[np.ndarray]:
+    """Pass `frames` through, copying those whose index is in `keep` into `store`."""
+    for i, f in enumerate(frames):
+        if i in keep:
+            store[i] = f.copy()
+        yield f
+
+
+#----------------------------------------------------------------------------
+# Preview pictures: what the LSTM's latents look like, written with each validation.
+
+PREVIEW_MIN_TILE = 64  # pixels: smaller generators' frames are enlarged (nearest neighbour) to this in previews
+
+
+def preview_indices(valid: np.ndarray, k: int) -> np.ndarray:
+    """Up to `k` frame indices spread evenly over the frames where `valid` `[T]` is True (sorted, unique)."""
+    frames = np.flatnonzero(np.asarray(valid, bool))
+    if len(frames) == 0 or k < 1:
+        return np.zeros(0, np.int64)
+    pick = np.unique(np.linspace(0, len(frames) - 1, min(k, len(frames))).round().astype(np.int64))
+    return frames[pick]
+
+
+def preview_sheet(sections: Sequence[tuple[str, Sequence[tuple[str, Sequence[np.ndarray]]]]]) -> np.ndarray:
+    """Lay out labelled rows of `[H, W, 3]` uint8 images as one `[H', W', 3]` uint8 picture.
+
+    `sections`: `(title, rows)`, each row `(label, images)`; a title line above each section, the row
+    labels in a column on the left. All images have one size; tiles below `PREVIEW_MIN_TILE` pixels
+    are enlarged by an integer factor so that the labels stay readable."""
+    import PIL.Image
+    import PIL.ImageDraw
+    import PIL.ImageFont
+
+    tiles = [img for _, rows in sections for _, imgs in rows for img in imgs]
+    if not tiles:
+        raise ValueError("preview_sheet: no images")
+    h, w = tiles[0].shape[:2]
+    zoom = max(1, math.ceil(PREVIEW_MIN_TILE / min(h, w)))
+    th, tw = h * zoom, w * zoom
+    try:
+        font = PIL.ImageFont.load_default(size=13)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        font = PIL.ImageFont.load_default()
+    text_w = lambda t: int(math.ceil(font.getbbox(t)[2]))
+    line_h = int(math.ceil(font.getbbox("Hg")[3])) + 6
+    label_w = max(text_w(label) for _, rows in sections for label, _ in rows) + 10
+    cols = max(len(imgs) for _, rows in sections for _, imgs in rows)
+    width = max(label_w + cols * tw, max(text_w(title) for title, _ in sections) + 10)
+    height = sum(line_h + len(rows) * th for _, rows in sections)
+    sheet = PIL.Image.new("RGB", (width, height), (255, 255, 255))
+    draw = PIL.ImageDraw.Draw(sheet)
+    y = 0
+    for title, rows in sections:
+        draw.text((5, y + 3), title, fill=(0, 0, 0), font=font)
+        y += line_h
+        for label, imgs in rows:
+            draw.text((5, y + (th - line_h) // 2 + 3), label, fill=(0, 0, 0), font=font)
+            for i, img in enumerate(imgs):
+                if img.shape[:2] != (h, w):
+                    raise ValueError(f"preview_sheet: images of sizes {h}x{w} and {img.shape[0]}x{img.shape[1]}")
+                tile = np.repeat(np.repeat(np.asarray(img, np.uint8)[..., :3], zoom, 0), zoom, 1)
+                sheet.paste(PIL.Image.fromarray(np.ascontiguousarray(tile)), (label_w + i * tw, y))
+            y += th
+    return np.asarray(sheet)
+
+
+def _render_ws(G: torch.nn.Module, ws: torch.Tensor, device: torch.device, batch: int) -> list[np.ndarray]:
+    from training.rendering import render_frames
+    return [f for b in render_frames(G, iter([ws]), batch=batch, device=device) for f in b]
+
+
+class Preview:
+    """The picture written with each validation (`preview-<step>.png`): for one held-out pair, its
+    pose, G's render of the pair's own W and G's render of the LSTM's W at a few frames; with real
+    validation poses, also the first one's input pose, its render and MediaPipe's reading of that
+    render (see `validate_real_poses(preview=...)`)."""
+
+    def __init__(self, G: torch.nn.Module, pair: Pair, pairs_dir: str, num_frames: int, device: torch.device,
+                 batch: int, held_out: bool):
+        from utils.pose_render import render_pose_frame
+        self.G, self.pair, self.device, self.batch = G, pair, device, batch
+        self.num_frames = num_frames
+        self.res = int(G.img_resolution)
+        self.idx = preview_indices(pair.valid, num_frames)
+        pose = pose_features.load_pose(os.path.join(pairs_dir, pair.name + ".pose"), require_hands=False)
+        size = (self.res, self.res)
+        self.pose_row = [render_pose_frame(pose, int(i), size) for i in self.idx]
+        target = torch.from_numpy(np.asarray(pair.ws[self.idx], dtype=np.float32))
+        self.target_row = _render_ws(G, target, device, batch)  # the pair's own W: the same every time
+        kind = "held-out pair" if held_out else "training pair (none held out)"
+        self.title = f"{kind} {pair.name}, frames {', '.join(str(int(i)) for i in self.idx)}"
+
+    def picture(self, model: PoseLSTM, real: dict[str, Any] | None = None) -> np.ndarray:
+        """The picture for `model` now; `real` as filled by `validate_real_poses(preview=...)`."""
+        from utils.pose_render import render_pose_frame
+        was_training = model.training
+        model.eval()
+        try:
+            pred = poses_to_ws(model, self.pair.feats, device=self.device)[torch.from_numpy(self.idx)]
+        finally:
+            model.train(was_training)
+        sections = [(self.title, [("pose", self.pose_row), ("G(pair's W)", self.target_row),
+                                  ("G(LSTM's W)", _render_ws(self.G, pred, self.device, self.batch))])]
+        if real and real.get("frames"):
+            idx = sorted(real["frames"])
+            size = (self.res, self.res)
+            sections.append((f"real pose {real['name']}, frames {', '.join(str(i) for i in idx)}", [
+                ("input pose", [render_pose_frame(real["pose"], i, size) for i in idx]),
+                ("G(LSTM's W)", [real["frames"][i] for i in idx]),
+                ("MediaPipe on it", [render_pose_frame(real["estimate"], i, size) for i in idx])]))
+        return preview_sheet(sections)
+
+
+def write_png(image: np.ndarray, path: str) -> None:
+    """Write an `[H, W, 3]` uint8 image as PNG, atomically."""
+    import PIL.Image
+    with dnnlib.util.atomic_write(path) as f:
+        PIL.Image.fromarray(image).save(f, format="PNG")
 
 
 def _augment_pairs(augment_dir: str, up_to_step: int, spec, w_dim: int, num_ws: int) -> list[Pair]:
@@ -618,7 +749,8 @@ def _merge_resume_config(opts: TrainOptions, saved: dict[str, Any]) -> TrainOpti
 def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[str, Any]:
     """Train (or, with `opts.resume`, continue training) a pose LSTM; see the module docstring.
 
-    Writes `<outdir>/lstm.pt` (the latest state, for resuming and inference), `<outdir>/lstm-best.pt`
+    Writes `<outdir>/lstm.pt` (the latest state, for resuming and inference), `preview-<step>.png`
+    with each validation (`Preview`; unless `preview_frames` is 0), `<outdir>/lstm-best.pt`
     (the model with the lowest validation MAE, or with `best_by='consistency'` the lowest
     `consistency_score` of the real poses' renders; without optimizer state), TensorBoard events and
     `stats.jsonl` (one line per validation) to `opts.outdir`. Returns the last validation's figures
@@ -653,10 +785,15 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
     log.info("%d training pairs (%d frames), %d validation pairs", len(train_pairs),
              sum(len(p) for p in train_pairs), len(val_pairs))
     real = _load_real_poses(opts.val, spec, opts.val_frames) if opts.val else []
-    if real:  # G only renders from here on: the fastest correct inference path (identity taken above)
+    if real or opts.preview_frames:  # G only renders from here on: the fastest correct inference path
         from training.inference import prepare_generator
         G, render_desc = prepare_generator(G, device, "auto")
         log.info("Validation renders: %s", render_desc)
+    preview = None
+    if opts.preview_frames:
+        shown = val_pairs[0] if val_pairs else train_pairs[0]
+        preview = Preview(G, shown, opts.pairs, opts.preview_frames, device, opts.render_batch,
+                          held_out=bool(val_pairs))
     augment_dir = os.path.join(opts.outdir, "augment") if opts.augment_with_validation else None
 
     model = PoseLSTM(spec.num_features, identity["w_dim"] * (1 if opts.out_mode == "w" else identity["num_ws"]),
@@ -721,9 +858,11 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
             if val_pairs:
                 ev = evaluate_pairs(model, val_pairs, device)
                 result.update(val_mae=ev["mae"], val_mean_predictor_mae=ev["mean_predictor_mae"])
+            real_preview: dict[str, Any] | None = {} if preview is not None else None
             if real:
                 fig = validate_real_poses(G, model, real, device, batch=opts.render_batch,
-                                          augment_dir=augment_dir, step=step)
+                                          augment_dir=augment_dir, step=step, preview=real_preview,
+                                          preview_frames=opts.preview_frames)
                 result.update({f"consistency/{k}": v for k, v in fig.items()})
                 if augment_dir is not None:
                     new = [p for p in _augment_pairs(augment_dir, step, spec, identity["w_dim"], identity["num_ws"])
@@ -737,6 +876,11 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
                     if k != "step" and isinstance(v, (int, float)):
                         writer.add_scalar(k if "/" in k else f"Val/{k}", v, step)
                 writer.flush()
+            if preview is not None:
+                picture = preview.picture(model, real_preview)
+                write_png(picture, os.path.join(opts.outdir, f"preview-{step:06d}.png"))
+                if writer is not None:
+                    writer.add_image("Preview", picture, step, dataformats="HWC")
             with open(stats_path, "a") as f:
                 f.write(json.dumps(result) + "\n")
             score = result.get("val_mae" if opts.best_by == "val_mae" else "consistency/score")
