@@ -10,6 +10,12 @@ streamed to the H.264 encoder in batches so memory does not grow with the length
 `--consistency` the rendered frames' poses are estimated with MediaPipe and the pose-consistency
 figures (`metrics/pose_consistency.py`) are written to `out.json` next to the video.
 
+A folder of poses renders to a folder of videos (the networks loaded once; outputs that exist are
+kept, so a stopped run continues), with `--consistency` also `pose-consistency.json`: the figures
+of all videos pooled, and each video's:
+
+    python gen_video.py --pose=test-poses/ --network=G.pkl --lstm=lstm.pt --output=renders/ --consistency
+
 Latent-walk mode (interpolation videos without a pose, looping):
 
     python gen_video.py --network=G.pkl --seeds=0-31 --grid=4x2 --output=walk.mp4 \\
@@ -131,6 +137,106 @@ def _pose_drawings(pose, size: int, index: np.ndarray) -> Iterator[np.ndarray]:
         yield current
 
 
+def _check_pose_options(smooth: float, fps: float | None) -> None:
+    if smooth < 0:
+        raise dnnlib.UserError(f"--smooth must be >= 0 (frames), got {smooth}")
+    if fps is not None and not fps > 0:
+        raise dnnlib.UserError(f"--fps must be positive, got {fps}")
+
+
+class PoseVideoRenderer:
+    """A generator and its pose LSTM, loaded, matched and prepared for inference once, to render
+    one pose sequence or many (`render`)."""
+
+    def __init__(self, network: str, lstm: str, device: str = "auto", precision: str = "auto", batch: int = 4):
+        from torch_utils import misc
+        from training import pose_lstm
+        from training.inference import prepare_generator
+
+        self.network, self.lstm, self.batch = network, lstm, max(1, int(batch))
+        self.device = misc.get_device(device)
+        self.model, self.spec, identity = pose_lstm.load_lstm(lstm, device=self.device)
+        G = load_generator(network, self.device)
+        pose_lstm.check_generator(identity, pose_lstm.generator_identity(G), lstm, network)
+        self.G, self.desc = prepare_generator(G, self.device, precision)  # the fastest correct way to run G here
+
+    def render(self, pose, pose_path: str, output: str, fps: float | None = None, truncation_psi: float = 1.0,
+               smooth: float = 0.0, side_by_side: bool = False, json_path: str | None = None,
+               progress: bool | None = None, leave: bool = True) -> dict[str, Any]:
+        """Render `pose` (a loaded `pose_format.Pose`, read from `pose_path`) to the video `output`;
+        with `json_path`, measure pose consistency and write the figures there. On any error no
+        output file is left. Returns `{"path", "num_frames", "fps", "width", "height"}` and, with
+        `json_path`, `"consistency"` (the figures) and `"json"`."""
+        from tqdm import tqdm
+
+        from metrics.pose_consistency import video_pose_consistency
+        from training import pose_lstm
+        from utils import pose_features
+        from utils.video_io import VideoWriter
+
+        _check_pose_options(smooth, fps)
+        G, dev, batch = self.G, self.device, self.batch
+        feats = pose_features.features_from_pose(pose, self.spec, name=pose_path)
+        pose_fps = float(pose.body.fps)
+        feat_fps = self.spec.fps if self.spec.fps is not None else pose_fps
+        out_fps = float(fps) if fps is not None else pose_fps
+        if not out_fps > 0:
+            raise dnnlib.UserError(f"Pose {pose_path} has frame rate {pose_fps}; pass --fps")
+        if abs(out_fps - feat_fps) > 1e-9:
+            feats = pose_features.resample_features(feats, self.spec, feat_fps, out_fps)
+        num_frames = int(feats.shape[0])
+        res = int(G.img_resolution)
+
+        writer = VideoWriter(output, fps=out_fps)  # an unwritable output fails here, before rendering
+        try:
+            log.info(describe_render_path(G, dev, batch, self.desc))
+            ws = pose_lstm.iter_ws(self.model, feats, chunk=max(64, batch), device=dev)
+            ws = truncate_ws(pose_lstm.smooth_ws(ws, smooth), G.mapping.w_avg, truncation_psi)
+            drawings = (_pose_drawings(pose, res, _frame_index_map(num_frames, out_fps, pose_fps,
+                                                                    pose.body.data.shape[0]))
+                        if side_by_side else None)
+            bar = tqdm(total=num_frames, desc="rendering", unit="frame", leave=leave,
+                       disable=None if progress is None else not progress)
+
+            def frames() -> Iterator[np.ndarray]:
+                for imgs in render_frames(G, ws, batch=batch, device=dev):
+                    if drawings is not None:
+                        writer.write(np.stack([np.concatenate([next(drawings), img], axis=1) for img in imgs]))
+                    else:
+                        writer.write(imgs)
+                    bar.update(len(imgs))
+                    yield from imgs
+
+            result: dict[str, Any] = {}
+            with bar:
+                if json_path is not None:
+                    result["consistency"] = video_pose_consistency(frames(), pose, fps=out_fps, progress=False)
+                else:
+                    for _ in frames():
+                        pass
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        w, h = writer.size
+        result.update(path=output, num_frames=writer.num_frames, fps=out_fps, width=w, height=h)
+        if json_path is not None:
+            doc = {**result["consistency"], "video": output, "pose": pose_path, "network": self.network,
+                   "lstm": self.lstm, "fps": out_fps, "video_frames": writer.num_frames,
+                   "truncation_psi": truncation_psi, "smooth": smooth}
+            _write_json(doc, json_path)
+            result["json"] = json_path
+        return result
+
+
+def _write_json(doc: dict[str, Any], path: str) -> None:
+    try:
+        with dnnlib.util.atomic_write(path, "w") as f:
+            json.dump(doc, f, indent=2)
+    except OSError as e:  # e.g. a full disk during the write
+        raise dnnlib.UserError(f"Cannot write {path}: {e.strerror or e}") from None
+
+
 def render_pose_video(pose_path: str, network: str, lstm: str, output: str, fps: float | None = None,
                       truncation_psi: float = 1.0, smooth: float = 0.0, batch: int = 4, device: str = "auto",
                       side_by_side: bool = False, consistency: bool = False,
@@ -140,92 +246,113 @@ def render_pose_video(pose_path: str, network: str, lstm: str, output: str, fps:
     Everything the user gave is checked before rendering (pose, LSTM, generator match, output
     path); on any error no output file is left. Returns `{"path", "num_frames", "fps", "width",
     "height"}` and, with `consistency`, `"consistency"` (the figures) and `"json"` (their file)."""
-    from tqdm import tqdm
-
-    from metrics.pose_consistency import video_pose_consistency
-    from torch_utils import misc
-    from training import pose_lstm
-    from training.inference import prepare_generator
     from utils import pose_features
-    from utils.video_io import VideoWriter
 
-    if smooth < 0:
-        raise dnnlib.UserError(f"--smooth must be >= 0 (frames), got {smooth}")
-    if fps is not None and not fps > 0:
-        raise dnnlib.UserError(f"--fps must be positive, got {fps}")
+    _check_pose_options(smooth, fps)
     json_path = os.path.splitext(output)[0] + ".json" if consistency else None
     if json_path is not None:
         dnnlib.util.check_writable(json_path, "consistency report")  # before the rendering, not after it
-
     pose = pose_features.load_pose(pose_path)
-    dev = misc.get_device(device)
-    model, spec, identity = pose_lstm.load_lstm(lstm, device=dev)
-    G = load_generator(network, dev)
-    pose_lstm.check_generator(identity, pose_lstm.generator_identity(G), lstm, network)
-    G, desc = prepare_generator(G, dev, precision)  # the fastest correct way to run G here (logged below)
+    renderer = PoseVideoRenderer(network, lstm, device=device, precision=precision, batch=batch)
+    return renderer.render(pose, pose_path, output, fps=fps, truncation_psi=truncation_psi, smooth=smooth,
+                           side_by_side=side_by_side, json_path=json_path, progress=progress)
 
-    feats = pose_features.features_from_pose(pose, spec, name=pose_path)
-    pose_fps = float(pose.body.fps)
-    feat_fps = spec.fps if spec.fps is not None else pose_fps
-    out_fps = float(fps) if fps is not None else pose_fps
-    if not out_fps > 0:
-        raise dnnlib.UserError(f"Pose {pose_path} has frame rate {pose_fps}; pass --fps")
-    if abs(out_fps - feat_fps) > 1e-9:
-        feats = pose_features.resample_features(feats, spec, feat_fps, out_fps)
-    num_frames = int(feats.shape[0])
-    res = int(G.img_resolution)
 
-    writer = VideoWriter(output, fps=out_fps)  # an unwritable output fails here, before rendering
-    try:
-        log.info(describe_render_path(G, dev, batch, desc))
-        ws = pose_lstm.iter_ws(model, feats, chunk=max(64, batch), device=dev)
-        ws = truncate_ws(pose_lstm.smooth_ws(ws, smooth), G.mapping.w_avg, truncation_psi)
-        drawings = (_pose_drawings(pose, res, _frame_index_map(num_frames, out_fps, pose_fps,
-                                                                pose.body.data.shape[0]))
-                    if side_by_side else None)
-        bar = tqdm(total=num_frames, desc="rendering", unit="frame", disable=None if progress is None else not progress)
+SUMMARY_NAME = "pose-consistency.json"
 
-        def frames() -> Iterator[np.ndarray]:
-            for imgs in render_frames(G, ws, batch=batch, device=dev):
-                if drawings is not None:
-                    writer.write(np.stack([np.concatenate([next(drawings), img], axis=1) for img in imgs]))
-                else:
-                    writer.write(imgs)
-                bar.update(len(imgs))
-                yield from imgs
 
-        result: dict[str, Any] = {}
-        with bar:
-            if consistency:
-                result["consistency"] = video_pose_consistency(frames(), pose, fps=out_fps, progress=False)
-            else:
-                for _ in frames():
-                    pass
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    w, h = writer.size
-    result.update(path=output, num_frames=writer.num_frames, fps=out_fps, width=w, height=h)
-    if json_path is not None:
-        doc = {**result["consistency"], "video": output, "pose": pose_path, "network": network, "lstm": lstm,
-               "fps": out_fps, "video_frames": writer.num_frames, "truncation_psi": truncation_psi, "smooth": smooth}
+def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps: float | None = None,
+                       truncation_psi: float = 1.0, smooth: float = 0.0, batch: int = 4, device: str = "auto",
+                       side_by_side: bool = False, consistency: bool = False,
+                       progress: bool | None = None, precision: str = "auto") -> dict[str, Any]:
+    """Render every `<name>.pose` in `pose_dir` to `<outdir>/<name>.mp4` (and, with `consistency`,
+    `<name>.json`), loading the networks once. Outputs that exist are kept, so an interrupted run
+    continues where it stopped. A pose that cannot be rendered (unreadable, no person) is reported
+    and the others go on. With `consistency`, `<outdir>/pose-consistency.json` holds the figures of
+    all videos pooled (`metrics.pose_consistency.combine_consistency`) and each video's own.
+
+    Returns `{"rendered", "kept", "failed": [(pose path, reason)], "outdir"}`, with `consistency`
+    also `"consistency"` (the pooled figures) and `"summary"` (its file)."""
+    import glob
+
+    from tqdm import tqdm
+
+    from metrics.pose_consistency import combine_consistency
+    from utils import pose_features
+
+    _check_pose_options(smooth, fps)
+    if not os.path.isdir(pose_dir):
+        raise dnnlib.UserError(f"Pose folder not found: {pose_dir}")
+    paths = sorted(glob.glob(os.path.join(pose_dir, "*.pose")))
+    if not paths:
+        raise dnnlib.UserError(f"No .pose files in {pose_dir}")
+    if os.path.splitext(outdir)[1].lower() == ".mp4":
+        raise dnnlib.UserError(f"--pose is a folder, so --output must be a folder for the videos, not {outdir}")
+    names = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    summary_path = os.path.join(outdir, SUMMARY_NAME)
+    if consistency and os.path.splitext(SUMMARY_NAME)[0] in names:
+        raise dnnlib.UserError(f"A pose named {os.path.splitext(SUMMARY_NAME)[0]}.pose would overwrite the summary "
+                               f"{SUMMARY_NAME}; rename it")
+    dnnlib.util.make_dirs(outdir, "output folder")
+    if consistency:
+        dnnlib.util.check_writable(summary_path, "consistency summary")
+
+    renderer = PoseVideoRenderer(network, lstm, device=device, precision=precision, batch=batch)
+    figures: dict[str, dict[str, Any]] = {}
+    rendered, kept, failed = 0, 0, []
+    disable = None if progress is None else not progress
+    for path, name in zip(tqdm(paths, desc="poses", unit="pose", disable=disable), names):
+        video = os.path.join(outdir, name + ".mp4")
+        json_path = os.path.join(outdir, name + ".json") if consistency else None
+        if os.path.isfile(video) and (json_path is None or os.path.isfile(json_path)):
+            fig = _read_figures(json_path) if json_path is not None else None
+            if json_path is None or fig is not None:
+                kept += 1
+                if fig is not None:
+                    figures[name] = fig
+                continue
         try:
-            with dnnlib.util.atomic_write(json_path, "w") as f:
-                json.dump(doc, f, indent=2)
-        except OSError as e:
-            raise dnnlib.UserError(f"Cannot write {json_path}: {e.strerror or e}") from None
-        result["json"] = json_path
+            pose = pose_features.load_pose(path)
+            res = renderer.render(pose, path, video, fps=fps, truncation_psi=truncation_psi, smooth=smooth,
+                                  side_by_side=side_by_side, json_path=json_path, progress=progress, leave=False)
+        except dnnlib.UserError as e:
+            log.warning("Not rendered: %s", e)
+            failed.append((path, str(e)))
+            continue
+        rendered += 1
+        if json_path is not None:
+            figures[name] = res["consistency"]
+    result: dict[str, Any] = {"rendered": rendered, "kept": kept, "failed": failed, "outdir": outdir}
+    if consistency and figures:
+        pooled = combine_consistency(figures.values())
+        per_video = {name: {k: v for k, v in fig.items() if k.endswith(("_mae", "_detection", "_matched"))
+                            or k == "num_frames"} for name, fig in figures.items()}
+        _write_json({**pooled, "videos": per_video, "poses": pose_dir, "network": network, "lstm": lstm,
+                     "truncation_psi": truncation_psi, "smooth": smooth}, summary_path)
+        result.update(consistency=pooled, summary=summary_path)
     return result
+
+
+def _read_figures(json_path: str) -> dict[str, Any] | None:
+    """The pose-consistency figures of an earlier render, or None when the file cannot be used
+    (then the pose is rendered again)."""
+    try:
+        with open(json_path) as f:
+            fig = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return fig if isinstance(fig, dict) and isinstance(fig.get("components"), dict) else None
 
 #----------------------------------------------------------------------------
 # Command line.
 
 @click.command()
-@click.option("--pose", "pose_path", metavar="FILE", help="Pose sequence to render (.pose, MediaPipe Holistic)")
+@click.option("--pose", "pose_path", metavar="FILE|DIR",
+              help="Pose sequence to render (.pose, MediaPipe Holistic), or a folder of them")
 @click.option("--network", required=True, metavar="PATH|URL", help="Generator pickle (trusted files only)")
 @click.option("--lstm", metavar="FILE", help="Pose LSTM trained for this generator (pose mode)")
-@click.option("--output", required=True, metavar="FILE", help="Video to write (.mp4)")
+@click.option("--output", required=True, metavar="FILE|DIR",
+              help="Video to write (.mp4); a folder when --pose is one (name.mp4 per name.pose)")
 @click.option("--fps", type=float, default=None, help="Frame rate  [default: the pose's; 60 for walks]")
 @click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True, help="Truncation psi")
 @click.option("--smooth", type=float, default=0.0, show_default=True, metavar="FRAMES",
@@ -253,12 +380,19 @@ def main(pose_path: str | None, network: str, lstm: str | None, output: str, fps
 
     \b
     python gen_video.py --pose=sign.pose --network=G.pkl --lstm=lstm.pt --output=out.mp4 --side-by-side
+    python gen_video.py --pose=test-poses/ --network=G.pkl --lstm=lstm.pt --output=renders/ --consistency
     python gen_video.py --network=G.pkl --seeds=0-31 --grid=4x2 --output=walk.mp4"""
     if (pose_path is None) == (seeds is None):
         raise dnnlib.UserError("Give either --pose (with --lstm) to render a pose, or --seeds for a latent walk")
     if pose_path is not None:
         if lstm is None:
             raise dnnlib.UserError("--pose needs --lstm (a pose LSTM trained for this generator)")
+        if os.path.isdir(pose_path):
+            _report_folder(render_pose_folder(pose_path, network, lstm, output, fps=fps,
+                                              truncation_psi=truncation_psi, smooth=smooth, batch=batch,
+                                              device=device, side_by_side=side_by_side, consistency=consistency,
+                                              precision=precision))
+            return
         res = render_pose_video(pose_path, network, lstm, output, fps=fps, truncation_psi=truncation_psi,
                                 smooth=smooth, batch=batch, device=device, side_by_side=side_by_side,
                                 consistency=consistency, precision=precision)
@@ -272,10 +406,29 @@ def main(pose_path: str | None, network: str, lstm: str | None, output: str, fps
     click.echo(f"Wrote {res['path']} ({res['num_frames']} frames at {res['fps']:g} fps, "
                f"{res['width']}x{res['height']})")
     if "json" in res:
-        c = res["consistency"]
-        figures = ", ".join(f"{k} {c[k]:.3f}" for k in ("body_mae", "face_mae", "left_hand_mae", "right_hand_mae")
-                            if c.get(k) is not None)
-        click.echo(f"Wrote {res['json']} (pose consistency: {figures or 'no person found in the render'})")
+        click.echo(f"Wrote {res['json']} (pose consistency: {_figures_line(res['consistency'])})")
+
+
+def _figures_line(c: dict[str, Any]) -> str:
+    figures = ", ".join(f"{k} {c[k]:.3f}" for k in ("body_mae", "face_mae", "left_hand_mae", "right_hand_mae")
+                        if c.get(k) is not None)
+    return figures or "no person found in the render"
+
+
+def _report_folder(res: dict[str, Any]) -> None:
+    click.echo(f"{res['outdir']}: rendered {_count(res['rendered'], 'video')}, kept {res['kept']} from an "
+               f"earlier run" + (f", {len(res['failed'])} failed" if res["failed"] else ""))
+    if "summary" in res:
+        click.echo(f"Wrote {res['summary']} (pose consistency of {_count(res['consistency']['num_videos'], 'video')}: "
+                   f"{_figures_line(res['consistency'])})")
+    if res["failed"]:
+        path, reason = res["failed"][0]
+        more = f" (and {len(res['failed']) - 1} more, logged above)" if len(res["failed"]) > 1 else ""
+        raise dnnlib.UserError(f"{_count(len(res['failed']), 'pose')} could not be rendered{more}; first: {reason}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 if __name__ == "__main__":

@@ -154,3 +154,30 @@ def video_pose_consistency(video_path_or_frames: str | os.PathLike | Iterable[np
     return pose_consistency(inp, est, wrists=wrists)
 
 #----------------------------------------------------------------------------
+
+def combine_consistency(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Pool the figures of several `pose_consistency` results (one per video) into one set, as if
+    the videos were one: each MAE weighted by the points it compared, detection and matched rates
+    from the summed frame counts. Returns the same keys (`<key>_mae`, `<key>_detection`,
+    `<key>_matched`, `num_frames`, ..., `components`) plus `num_videos`."""
+    results = list(results)
+    out: dict[str, Any] = {"num_videos": len(results), "components": {}}
+    for name in ("num_frames", "num_frames_input", "num_frames_estimated"):
+        out[name] = int(sum(r.get(name, 0) for r in results))
+    for comp, key in COMPONENT_KEYS.items():
+        parts = [r["components"][comp] for r in results if comp in r.get("components", {})]
+        frames_in = sum(p["frames_input"] for p in parts)
+        frames_est = sum(p["frames_estimated"] for p in parts)
+        frames_both = sum(p.get("frames_both", 0) for p in parts)
+        measured = [p for p in parts if p["mae"] is not None and p["points_compared"] > 0]
+        points = sum(p["points_compared"] for p in measured)
+        mae = float(sum(p["mae"] * p["points_compared"] for p in measured) / points) if points else None
+        detection = frames_est / frames_in if frames_in > 0 else None
+        matched = frames_both / frames_in if frames_in > 0 else None
+        out[f"{key}_mae"], out[f"{key}_detection"], out[f"{key}_matched"] = mae, detection, matched
+        out["components"][comp] = {"mae": mae, "detection_rate": detection, "frames_input": frames_in,
+                                   "frames_estimated": frames_est, "frames_both": frames_both,
+                                   "points_compared": points}
+    return out
+
+#----------------------------------------------------------------------------

@@ -129,6 +129,56 @@ def test_bad_pose_refused(models, data_dir, tmp_path, case):
     assert_refused(result, outdir, words)
 
 
+def test_folder_of_poses(models, data_dir, tmp_path):
+    poses = tmp_path / "poses"
+    poses.mkdir()
+    original = load_pose(data_dir / "testing-original.pose")
+    write_pose(pose_slice(original, range(30, 36)), str(poses / "a.pose"))
+    write_pose(pose_slice(original, range(50, 54)), str(poses / "b.pose"))
+    (poses / "c.pose").write_bytes(b"not a pose" * 20)
+    out = tmp_path / "renders"
+    args = [f"--pose={poses}", f"--network={models['network']}", f"--lstm={models['lstm']}", f"--output={out}",
+            "--consistency", "--device=cpu"]
+    result = run(args)
+    # The bad pose does not stop the others; the run then fails in one line that names it.
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert "rendered 2 videos, kept 0 from an earlier run, 1 failed" in lines[0]
+    assert lines[-1].startswith("Error: 1 pose could not be rendered") and "c.pose" in lines[-1], result.output
+    assert "Traceback" not in result.output
+    assert sorted(os.listdir(out)) == ["a.json", "a.mp4", "b.json", "b.mp4", "pose-consistency.json"]
+    assert (video_info(out / "a.mp4").num_frames, video_info(out / "b.mp4").num_frames) == (6, 4)
+    with open(out / "pose-consistency.json") as f:
+        summary = json.load(f)
+    assert summary["num_videos"] == 2 and summary["num_frames_input"] == 10
+    with open(out / "b.json") as f:
+        assert summary["videos"]["b"]["body_detection"] == json.load(f)["body_detection"]
+    # A second run keeps what exists and renders only what is missing.
+    (poses / "c.pose").unlink()
+    os.remove(out / "b.json")
+    stamp = os.stat(out / "a.mp4").st_mtime_ns
+    result = run(args)
+    assert result.exit_code == 0, result.output
+    assert "rendered 1 video, kept 1 from an earlier run" in result.output
+    assert os.stat(out / "a.mp4").st_mtime_ns == stamp
+    with open(out / "pose-consistency.json") as f:
+        assert json.load(f)["num_videos"] == 2
+
+
+def test_folder_of_poses_refusals(models, data_dir, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    base = [f"--network={models['network']}", f"--lstm={models['lstm']}", "--device=cpu"]
+    assert_refused(run([f"--pose={empty}", f"--output={out / 'r'}", *base]), out, "No .pose files")
+    write_pose(pose_slice(load_pose(data_dir / "testing-original.pose"), range(4)), str(empty / "x.pose"))
+    assert_refused(run([f"--pose={empty}", f"--output={out / 'r.mp4'}", *base]), out, "must be a folder")
+    (out / "file").write_bytes(b"")
+    result = run([f"--pose={empty}", f"--output={out / 'file'}", *base])
+    assert result.exit_code == 1 and "not a folder" in result.output and "Traceback" not in result.output
+
+
 def test_lstm_of_another_generator_refused(models, data_dir, tmp_path):
     result = run([f"--pose={data_dir / 'testing-reduced.pose'}", f"--network={models['network']}",
                   f"--lstm={models['other_lstm']}", f"--output={tmp_path / 'out.mp4'}", "--device=cpu"])

@@ -136,3 +136,31 @@ def test_frames_input(data_dir, reduced):
     assert 0 < r["body_mae"] < 0.2 and 0 < r["face_mae"] < 0.1
     with pytest.raises(dnnlib.UserError, match="No frames"):
         video_pose_consistency(iter([]), part)
+
+
+def test_combined_figures_pool_videos_as_one(reduced):
+    """Two videos measured apart and combined give the figures of the two as one video. (The same
+    input twice, so that the shoulder normalization of each equals that of the whole.)"""
+    from metrics.pose_consistency import combine_consistency
+    d = np.ma.getdata(reduced.body.data)
+    c = np.asarray(reduced.body.confidence)
+    inp = _with(reduced, data=np.concatenate([d, d]), conf=np.concatenate([c, c]))
+    data, conf = np.concatenate([d, d]), np.concatenate([c, c])
+    h = reduced.header
+    n = len(d)
+    face0 = h.get_point_index(pf.FACE, "0")
+    data[:n, :, face0:face0 + 128, 0] += 0.1 * _shoulder_width(reduced)   # the first video's face is off
+    lh = h.get_point_index(pf.LEFT_HAND, "WRIST")
+    conf[n + 50:n + 60, :, lh:lh + 21] = 0                                 # the second one loses a hand
+    est = _with(reduced, data=data, conf=conf)
+    whole = pose_consistency(inp, est)
+    halves = [pose_consistency(reduced, _with(reduced, data=data[r], conf=conf[r])) for r in (slice(0, n), slice(n, 2 * n))]
+    assert halves[0]["face_mae"] == pytest.approx(0.1, rel=1e-3) and halves[1]["face_mae"] < 1e-5
+    assert halves[1]["left_hand_matched"] < 1 == halves[0]["left_hand_matched"]
+    both = combine_consistency(halves)
+    assert both["num_videos"] == 2 and both["num_frames"] == whole["num_frames"] == 2 * n
+    for key in ("body", "face", "left_hand", "right_hand"):
+        for what in ("mae", "detection", "matched"):
+            assert both[f"{key}_{what}"] == pytest.approx(whole[f"{key}_{what}"], rel=1e-4, abs=1e-6), (key, what)
+    json.dumps(both)
+    assert combine_consistency([])["body_mae"] is None

@@ -560,16 +560,16 @@ def validate_real_poses(G: torch.nn.Module, model: PoseLSTM, real: Sequence[tupl
     With `augment_dir`, each render's estimated pose and its W sequence are also written there as
     a pair `<step:06d>-<name>.pose/.npy` (atomic), for the training set. With a `preview` dict, the
     first pose's name, pose, estimated pose and up to `preview_frames` of its rendered frames
-    (`frames`: {index: image}) are put in it, for `Preview.picture`. Returns the figures averaged
-    over poses, weighted by frames (`<component>_mae`, `<component>_detection`, `<component>_matched`)."""
-    from metrics.pose_consistency import COMPONENT_KEYS, pose_consistency
+    (`frames`: {index: image}) are put in it, for `Preview.picture`. Returns the figures of all
+    poses pooled (`metrics.pose_consistency.combine_consistency`: `<component>_mae`,
+    `<component>_detection`, `<component>_matched`, where measured), `score` and `poses`."""
+    from metrics.pose_consistency import combine_consistency, pose_consistency
     from training.rendering import render_frames
     from utils.pose_estimation import estimate_frames_pose, write_pose
 
     was_training = model.training
     model.eval()
-    sums: dict[str, float] = {}
-    weights: dict[str, float] = {}
+    figs = []
     res = int(G.img_resolution)
     try:
         for name, pose, feats in real:
@@ -583,13 +583,7 @@ def validate_real_poses(G: torch.nn.Module, model: PoseLSTM, real: Sequence[tupl
                                        num_frames=len(ws), desc=f"validation {name}")
             if preview is not None and preview.get("name") == name:
                 preview["estimate"] = est
-            fig = pose_consistency(pose, est)
-            for key in COMPONENT_KEYS.values():
-                for what in ("mae", "detection", "matched"):
-                    v = fig[f"{key}_{what}"]
-                    if v is not None:
-                        sums[f"{key}_{what}"] = sums.get(f"{key}_{what}", 0.0) + v * fig["num_frames"]
-                        weights[f"{key}_{what}"] = weights.get(f"{key}_{what}", 0.0) + fig["num_frames"]
+            figs.append(pose_consistency(pose, est))
             if augment_dir is not None:
                 stem = os.path.join(augment_dir, f"{step:06d}-{name}")
                 with dnnlib.util.atomic_write(stem + ".npy", "wb") as f:
@@ -597,7 +591,8 @@ def validate_real_poses(G: torch.nn.Module, model: PoseLSTM, real: Sequence[tupl
                 write_pose(est, stem + ".pose")
     finally:
         model.train(was_training)
-    out: dict[str, Any] = {k: sums[k] / weights[k] for k in sums}
+    out: dict[str, Any] = {k: v for k, v in combine_consistency(figs).items()
+                           if k.endswith(("_mae", "_detection", "_matched")) and v is not None}
     out["score"] = consistency_score(out)
     out["poses"] = len(real)
     return out
