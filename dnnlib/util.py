@@ -64,7 +64,8 @@ class UserError(Exception):
 
 def cli_main(fn: Callable) -> Callable:
     """Decorator for click command functions: `UserError` becomes a one-line click error
-    (exit status 1) instead of a traceback. Other exceptions are real bugs and propagate."""
+    (exit status 1) instead of a traceback, and so does a full disk (or quota), which no code
+    can mend. Other exceptions are real bugs and propagate."""
     import click
 
     @functools.wraps(fn)
@@ -73,7 +74,16 @@ def cli_main(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except UserError as e:
             raise click.ClickException(str(e)) from None
+        except OSError as e:
+            if e.errno not in _DISK_FULL:
+                raise
+            where = f" while writing {e.filename}" if e.filename else ""
+            raise click.ClickException(f"{e.strerror or 'No space left on device'}{where}; free some space "
+                                       f"(or choose another location) and run again") from None
     return wrapper
+
+
+_DISK_FULL = tuple(getattr(errno, name) for name in ("ENOSPC", "EDQUOT") if hasattr(errno, name))
 
 #----------------------------------------------------------------------------
 # Atomic writes: a file appears complete under its final name, or not at all.

@@ -124,6 +124,32 @@ def test_cli_main_turns_user_error_into_click_error():
     assert "bad input: do this instead" in result.output
     assert "Traceback" not in result.output
 
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device whose writes fail: disk full)")
+def test_cli_main_reports_a_full_disk_in_one_line():
+    import click
+    from click.testing import CliRunner
+
+    @click.command()
+    @util.cli_main
+    def cmd():
+        with open("/dev/full", "wb") as f:  # every write fails with ENOSPC, as on a full disk
+            f.write(b"x" * 100)
+            f.flush()
+
+    result = CliRunner().invoke(cmd, [])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "free some space" in lines[0], result.output
+
+    @click.command()
+    @util.cli_main
+    def bug():
+        open("/nonexistent-folder/x", "rb")
+
+    result = CliRunner().invoke(bug, [])  # other OS errors are bugs of ours: they keep their traceback
+    assert isinstance(result.exception, FileNotFoundError)
+
 #----------------------------------------------------------------------------
 # Parsing command-line values.
 
