@@ -187,7 +187,9 @@ def bench_generator(reps: int, warmup: int) -> dict:
     return dict(batch=G_BATCH, kernel_s=t["kernel"], ref_s=t["ref"], ratio=t["ref"] / t["kernel"])
 
 
-def bench_training(steps: int, warmup: int, video: str) -> dict:
+def bench_training(steps: int, warmup: int, video: str, data: str | None = None) -> dict:
+    """Training sec/kimg, kernels against references; the dataset is `data` (a 256x256 archive) or
+    64 frames of `video` converted here (which needs imageio-ffmpeg)."""
     import dataset_tool
     import train
     from training import launcher, training_loop
@@ -195,9 +197,10 @@ def bench_training(steps: int, warmup: int, video: str) -> dict:
     setting = dict(resolution=256, batch=32, gamma=2, cbase=16384, cmax=512)
     result: dict[str, Any] = dict(setting)
     with tempfile.TemporaryDirectory() as tmp:
-        data = os.path.join(tmp, "signer.zip")
-        dataset_tool.convert_dataset(video, data, max_images=64, transform="center-crop", resolution=(256, 256),
-                                     progress=False)
+        if data is None:
+            data = os.path.join(tmp, "signer.zip")
+            dataset_tool.convert_dataset(video, data, max_images=64, transform="center-crop",
+                                         resolution=(256, 256), progress=False)
         for label, enabled in (("kernel", True), ("ref", False)):
             run_dir = os.path.join(tmp, f"run-{label}")
             args = ["--outdir", run_dir, "--cfg=stylegan3-r", f"--data={data}", "--gpus=1",
@@ -264,10 +267,13 @@ def print_report(machine: str, ops: list[dict] | None, g: dict | None, training:
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed repetitions first")
 @click.option("--train-steps", type=click.IntRange(min=1), default=5, show_default=True, help="Timed training steps")
 @click.option("--video", default=os.path.join(REPO, "..", "shared", "data", "signer-pix2pix-256.mp4"),
-              show_default=True, help="Source of the training data")
+              show_default=True, help="Source of the training data (64 frames are converted)")
+@click.option("--data", default=None, help="A 256x256 dataset archive to train on instead of converting --video "
+              "(for machines without imageio-ffmpeg: make it with bench/gpu_session.sh stage)")
 @click.option("--json", "json_path", default=None, help="Also write the figures to this JSON file")
 @dnnlib.util.cli_main
-def main(parts: str, reps: int, warmup: int, train_steps: int, video: str, json_path: str | None) -> None:
+def main(parts: str, reps: int, warmup: int, train_steps: int, video: str, data: str | None,
+         json_path: str | None) -> None:
     """Time the CUDA kernels against the reference ops on this GPU."""
     if not torch.cuda.is_available():
         raise dnnlib.UserError("bench/ops_gpu.py needs a CUDA GPU (torch.cuda.is_available() is False); "
@@ -276,6 +282,8 @@ def main(parts: str, reps: int, warmup: int, train_steps: int, video: str, json_
     unknown = wanted - {"ops", "g", "train"}
     if unknown:
         raise dnnlib.UserError(f"unknown parts {sorted(unknown)}; choose from ops, g, train")
+    if "train" in wanted and data is not None and not os.path.exists(data):
+        raise dnnlib.UserError(f"--data: {data} not found")
     for plugin in (cuda_kernels.bias_act_plugin, cuda_kernels.upfirdn2d_plugin, cuda_kernels.filtered_lrelu_plugin):
         if plugin.load() is None:
             raise dnnlib.UserError(f"the kernel {plugin.name} is unavailable here ({plugin.error}); nothing to compare")
@@ -283,7 +291,7 @@ def main(parts: str, reps: int, warmup: int, train_steps: int, video: str, json_
     machine = describe_machine("cuda")
     ops = bench_ops(reps, warmup) if "ops" in wanted else None
     g = bench_generator(max(3, reps // 2), max(1, warmup)) if "g" in wanted else None
-    training = bench_training(train_steps, 2, video) if "train" in wanted else None
+    training = bench_training(train_steps, 2, video, data) if "train" in wanted else None
     print_report(machine, ops, g, training)
     if json_path:
         with dnnlib.util.atomic_write(json_path, "w") as f:

@@ -76,7 +76,7 @@ def _labelled_folder(root: pathlib.Path, n: int = 6) -> pathlib.Path:
     labels = []
     for i in range(n):
         name = f'img{i}.png'
-        PIL.Image.fromarray(np.full([8, 8, 3], 40 * i, dtype=np.uint8)).save(folder / name)
+        PIL.Image.fromarray(np.full([8, 8, 3], 30 * i, dtype=np.uint8)).save(folder / name)
         labels.append([name, i % 2])
     (folder / 'dataset.json').write_text(json.dumps({'labels': labels}))
     return folder
@@ -88,8 +88,8 @@ def test_grid_rows_follow_labels(tmp_path):
     assert (gw, gh) == (3, 4) and images.shape == (12, 3, 8, 8) and labels.shape == (12, 2)
     rows = labels.argmax(1).reshape(4, 3)
     assert rows.tolist() == [[0, 0, 0], [1, 1, 1], [0, 0, 0], [1, 1, 1]]
-    # Each image sits in the row of its own label (pixel value 40 * i, label i % 2).
-    assert ((images[:, 0, 0, 0] // 40) % 2 == labels.argmax(1)).all()
+    # Each image sits in the row of its own label (pixel value 30 * i, label i % 2).
+    assert ((images[:, 0, 0, 0] // 30) % 2 == labels.argmax(1)).all()
     # The default grid fills about 7680x4320 pixels: 7..32 columns, 4..32 rows.
     assert tl.grid_shape([3, 8, 8]) == (32, 32)
     assert tl.grid_shape([3, 1024, 1024]) == (7, 4)
