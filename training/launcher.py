@@ -319,6 +319,7 @@ def _run_process(rank: int, c: dnnlib.EasyDict, temp_dir: str | None) -> None:
         from training import training_loop
         options = {k: v for k, v in c.items() if k != 'cli_options'}
         training_loop.training_loop(rank=rank, **options)
+        distributed.barrier()  # ranks leave together: none closes its connections while another still uses them
     except dnnlib.UserError as e:
         if temp_dir is None:
             raise
