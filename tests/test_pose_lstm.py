@@ -140,6 +140,9 @@ def test_previews_written_with_each_validation(setup, data_dir, tmp_path):
     pose_lstm.train_pose_lstm(options(setup, tmp_path / "plain"), progress=False)
     assert sorted(f for f in os.listdir(tmp_path / "plain") if f.endswith(".png")) == \
         ["preview-000003.png", "preview-000006.png"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(tmp_path / "plain")).Reload()
+    assert [e.step for e in events.Images("Preview")] == [3, 6]
     pose_lstm.train_pose_lstm(options(setup, tmp_path / "none", preview_frames=0), progress=False)
     assert not [f for f in os.listdir(tmp_path / "none") if f.endswith(".png")]
     with pytest.raises(dnnlib.UserError, match="--preview-frames"):

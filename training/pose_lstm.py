@@ -783,7 +783,7 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
     if real or opts.preview_frames:  # G only renders from here on: the fastest correct inference path
         from training.inference import prepare_generator
         G, render_desc = prepare_generator(G, device, "auto")
-        log.info("Validation renders: %s", render_desc)
+        log.info("Validation and preview renders: %s", render_desc)
     preview = None
     if opts.preview_frames:
         shown = val_pairs[0] if val_pairs else train_pairs[0]
@@ -866,16 +866,16 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
                     result["augment_pairs"] = len(new)
             log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                     for k, v in result.items() if k != "step"))
+            picture = preview.picture(model, real_preview) if preview is not None else None
+            if picture is not None:
+                write_png(picture, os.path.join(opts.outdir, f"preview-{step:06d}.png"))
             if writer is not None:
                 for k, v in result.items():
                     if k != "step" and isinstance(v, (int, float)):
                         writer.add_scalar(k if "/" in k else f"Val/{k}", v, step)
-                writer.flush()
-            if preview is not None:
-                picture = preview.picture(model, real_preview)
-                write_png(picture, os.path.join(opts.outdir, f"preview-{step:06d}.png"))
-                if writer is not None:
+                if picture is not None:
                     writer.add_image("Preview", picture, step, dataformats="HWC")
+                writer.flush()
             with open(stats_path, "a") as f:
                 f.write(json.dumps(result) + "\n")
             score = result.get("val_mae" if opts.best_by == "val_mae" else "consistency/score")
