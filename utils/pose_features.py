@@ -59,7 +59,8 @@ BODY_POINTS = ("LEFT_SHOULDER", "RIGHT_SHOULDER", "LEFT_ELBOW", "RIGHT_ELBOW",
 FORMAT_HELP = (f"need MediaPipe Holistic components {BODY} (with {', '.join(BODY_POINTS)}), "
                f"{FACE} (468/478 mesh points or the 128 contour points), "
                f"{LEFT_HAND} and {RIGHT_HAND} (21 points each), as written by pose-format's "
-               f"MediaPipe estimation (full) or reduce_holistic (reduced)")
+               f"MediaPipe estimation (full) or reduce_holistic (reduced); for such a pose of a video run "
+               f"python utils/estimate_pose.py --video=VIDEO --output=POSE")
 
 
 @functools.lru_cache(maxsize=None)
