@@ -1,5 +1,6 @@
 """torch_utils.misc and torch_utils.training_stats (single process and gloo across 2 processes)."""
 
+import itertools
 import os
 import subprocess
 import sys
@@ -59,6 +60,13 @@ def test_infinite_sampler_ranks_partition_one_stream():
     # `start` continues the same stream (exact resume of the data order)
     resumed = iter(misc.InfiniteSampler(data, seed=3, start=17))
     assert [next(resumed) for _ in range(23)] == stream[17:]
+    # ... also far into it (many passes, past a block of pre-drawn swaps), on every rank
+    data = list(range(37))
+    stream = list(itertools.islice(iter(misc.InfiniteSampler(data, seed=5)), 70_100))
+    for rank in (0, 2):
+        resumed = iter(misc.InfiniteSampler(data, rank=rank, num_replicas=3, seed=5, start=70_000))
+        assert [next(resumed) for _ in range(30)] == [v for k, v in enumerate(stream) if k >= 70_000 and k % 3 == rank][:30]
+    data = list(range(10))
     # every item appears in the first pass when the window is zero
     it = iter(misc.InfiniteSampler(data, seed=1, window_size=0))
     assert sorted(next(it) for _ in range(10)) == data
