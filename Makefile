@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 demo: $(STAMP)
-	$(PY) gen_video.py --pose=pretrained/example.pose --network=pretrained/demo-G.pkl --lstm=pretrained/demo-lstm.pt --output=out.mp4
+	$(PY) gen_video.py --pose=pretrained/example.pose --network=pretrained/demo-G.pkl --lstm=pretrained/demo-lstm.pt --output=out.mp4 --side-by-side
 
 clean-venv:
 	rm -rf $(VENV)

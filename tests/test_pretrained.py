@@ -1,9 +1,11 @@
 """The bundled demo models (pretrained/): they load with only torch_utils + dnnlib, belong together,
-fit the size budget, and `make demo`'s command renders the example pose to a video of the signer
-(one frame per pose frame, the green-screen background and dark clothing of the training frames)."""
+fit the size budget, and `make demo`'s command (read from the Makefile) renders the example pose to a
+video of the pose beside the signer (one frame per pose frame, the green-screen background and dark
+clothing of the training frames)."""
 
 import os
 import pickle
+import shlex
 import subprocess
 import sys
 
@@ -52,17 +54,32 @@ def test_demo_pickle_needs_no_training_package():
     assert out.stdout.split() == ["Generator", "64"]
 
 
-def test_make_demo_renders_the_signer(tmp_path):
+def _make_demo_args() -> list[str]:
+    """The options of the Makefile's demo command (`$(PY) gen_video.py ...`)."""
+    with open(os.path.join(ROOT, "Makefile")) as f:
+        lines = f.read().split("\ndemo:", 1)[1].splitlines()
+    recipe = next(line.strip() for line in lines[1:] if line.startswith("\t"))
+    words = shlex.split(recipe)
+    assert words[:2] == ["$(PY)", "gen_video.py"], recipe
+    return words[2:]
+
+
+def test_make_demo_renders_the_signer(tmp_path, monkeypatch):
     out = tmp_path / "out.mp4"
+    args = [a if not a.startswith("--output=") else f"--output={out}" for a in _make_demo_args()]
+    assert f"--pose={os.path.relpath(EXAMPLE, ROOT)}" in args and "--side-by-side" in args
+    monkeypatch.chdir(ROOT)  # the Makefile's paths are relative to the repository root
     with one_thread():
-        result = CliRunner().invoke(gen_video.main, [f"--pose={EXAMPLE}", f"--network={G_PKL}",
-                                                     f"--lstm={LSTM_PT}", f"--output={out}", "--device=cpu"])
+        result = CliRunner().invoke(gen_video.main, [*args, "--device=cpu"])
     assert result.exit_code == 0, result.output
     assert f"Wrote {out}" in result.output
     info = video_info(out)
     assert info.num_frames == load_pose(EXAMPLE).body.data.shape[0]
-    assert (info.width, info.height) == (64, 64)
-    frames = np.stack(list(read_video(out))).astype(np.float32)  # [T, H, W, 3]
+    assert (info.width, info.height) == (128, 64)
+    both = np.stack(list(read_video(out))).astype(np.float32)  # [T, H, 2W, 3]
+    # Left: the input pose drawn on white; right: the render.
+    assert both[:, :, :64].mean() > 200
+    frames = both[:, :, 64:]
     # The signer stands before a green screen in a black shirt: the border is green-dominant, the
     # torso (centre, lower half) dark. A random or collapsed generator fails both.
     border = np.concatenate([frames[:, :4].reshape(-1, 3), frames[:, :, :4].reshape(-1, 3),
