@@ -8,7 +8,8 @@ Pose mode (the pose-to-latent LSTM maps each pose frame to W; G renders it):
 writes one frame per pose frame at the pose's frame rate (or `--fps`, resampling the pose), frames
 streamed to the H.264 encoder in batches so memory does not grow with the length. With
 `--consistency` the rendered frames' poses are estimated with MediaPipe and the pose-consistency
-figures (`metrics/pose_consistency.py`) are written to `out.json` next to the video.
+figures (`metrics/pose_consistency.py`) are written to `out.json` next to the video, and the error
+per frame of each body part to the chart `out-consistency.png`.
 
 A folder of poses renders to a folder of videos (the networks loaded once; outputs that exist are
 kept, so a stopped run continues), with `--consistency` also `pose-consistency.json`: the figures
@@ -169,7 +170,7 @@ class PoseVideoRenderer:
         `json_path`, `"consistency"` (the figures) and `"json"`."""
         from tqdm import tqdm
 
-        from metrics.pose_consistency import video_pose_consistency
+        from metrics.pose_consistency import plot_consistency, video_pose_consistency
         from training import pose_lstm
         from utils import pose_features
         from utils.video_io import VideoWriter
@@ -226,7 +227,16 @@ class PoseVideoRenderer:
                    "truncation_psi": truncation_psi, "smooth": smooth}
             _write_json(doc, json_path)
             result["json"] = json_path
+            result["chart"] = chart_path(json_path)
+            plot_consistency(result["consistency"], result["chart"],
+                             title=f"Pose consistency of {os.path.basename(output)} with {os.path.basename(pose_path)}: "
+                                   f"error per frame, in shoulder widths")
         return result
+
+
+def chart_path(json_path: str) -> str:
+    """Where the per-frame pose-consistency chart of a render goes: `<name>-consistency.png` beside `<name>.json`."""
+    return os.path.splitext(json_path)[0] + "-consistency.png"
 
 
 def _write_json(doc: dict[str, Any], path: str) -> None:
@@ -250,8 +260,9 @@ def render_pose_video(pose_path: str, network: str, lstm: str, output: str, fps:
 
     _check_pose_options(smooth, fps)
     json_path = os.path.splitext(output)[0] + ".json" if consistency else None
-    if json_path is not None:
-        dnnlib.util.check_writable(json_path, "consistency report")  # before the rendering, not after it
+    if json_path is not None:  # before the rendering, not after it
+        dnnlib.util.check_writable(json_path, "consistency report")
+        dnnlib.util.check_writable(chart_path(json_path), "consistency chart")
     pose = pose_features.load_pose(pose_path)
     renderer = PoseVideoRenderer(network, lstm, device=device, precision=precision, batch=batch)
     return renderer.render(pose, pose_path, output, fps=fps, truncation_psi=truncation_psi, smooth=smooth,
@@ -266,7 +277,7 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
                        side_by_side: bool = False, consistency: bool = False,
                        progress: bool | None = None, precision: str = "auto") -> dict[str, Any]:
     """Render every `<name>.pose` in `pose_dir` to `<outdir>/<name>.mp4` (and, with `consistency`,
-    `<name>.json`), loading the networks once. Outputs that exist are kept, so an interrupted run
+    `<name>.json` and `<name>-consistency.png`), loading the networks once. Outputs that exist are kept, so an interrupted run
     continues where it stopped. A pose that cannot be rendered (unreadable, no person) is reported
     and the others go on. With `consistency`, `<outdir>/pose-consistency.json` holds the figures of
     all videos pooled (`metrics.pose_consistency.combine_consistency`) and each video's own.
@@ -277,7 +288,7 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
 
     from tqdm import tqdm
 
-    from metrics.pose_consistency import combine_consistency
+    from metrics.pose_consistency import combine_consistency, plot_consistency
     from utils import pose_features
 
     _check_pose_options(smooth, fps)
@@ -310,6 +321,8 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
                 kept += 1
                 if fig is not None:
                     figures[name] = fig
+                    if "per_frame" in fig and not os.path.isfile(chart_path(json_path)):  # e.g. an older run's
+                        plot_consistency(fig, chart_path(json_path))
                 continue
         try:
             pose = pose_features.load_pose(path)
@@ -363,7 +376,8 @@ def _read_figures(json_path: str) -> dict[str, Any] | None:
               help="CPU rendering: bf16 convolutions where the CPU has bfloat16 units (auto), or fp32")
 @click.option("--side-by-side", is_flag=True, help="Show the input pose next to the render (pose mode)")
 @click.option("--consistency", is_flag=True,
-              help="Measure pose consistency of the render; writes OUTPUT.json (pose mode)")
+              help="Measure pose consistency of the render; writes OUTPUT.json and a chart of the error per "
+                   "frame, OUTPUT-consistency.png (pose mode)")
 @click.option("--seeds", metavar="LIST", help="Latent walk: seeds of the key latents, e.g. 0-31")
 @click.option("--grid", default="1x1", show_default=True, metavar="COLSxROWS", help="Latent walk: grid of walks")
 @click.option("--w-frames", type=click.IntRange(min=1), default=120, show_default=True,
@@ -406,7 +420,8 @@ def main(pose_path: str | None, network: str, lstm: str | None, output: str, fps
     click.echo(f"Wrote {res['path']} ({res['num_frames']} frames at {res['fps']:g} fps, "
                f"{res['width']}x{res['height']})")
     if "json" in res:
-        click.echo(f"Wrote {res['json']} (pose consistency: {_figures_line(res['consistency'])})")
+        click.echo(f"Wrote {res['json']} (pose consistency: {_figures_line(res['consistency'])}) "
+                   f"and {res['chart']}")
 
 
 def _figures_line(c: dict[str, Any]) -> str:

@@ -67,7 +67,10 @@ def pose_consistency(input_pose: Any, estimated_pose: Any, wrists: bool = True) 
     the input has none) and `<key>_matched` (the share of the input's frames with the part where the
     estimate has it too, at most 1) for key in body, face, left_hand, right_hand (None when there is
     nothing to compare), `num_frames` (paired frames),
-    `num_frames_input`, `num_frames_estimated`, and per component details under `components`.
+    `num_frames_input`, `num_frames_estimated`, per component details under `components`, and
+    under `per_frame` for each key: `mae` (one value per paired frame: the mean error of the
+    points found in both, None where there are none or no person was found) and `missed` (the
+    paired frames where the input has the part and the estimate does not).
     """
     inp = _as_pose(input_pose, "input pose")
     est = _as_pose(estimated_pose, "estimated pose")
@@ -97,7 +100,7 @@ def pose_consistency(input_pose: Any, estimated_pose: Any, wrists: bool = True) 
     spec = pose_features.make_feature_spec()
     result: dict[str, Any] = {"num_frames": int(len(k)), "num_frames_input": int(n_in),
                               "num_frames_estimated": int(n_est), "wrists_corrected": bool(wrists),
-                              "components": {}}
+                              "components": {}, "per_frame": {}}
     for comp, points in spec.components:
         xa, fa = _component_arrays(a, comp, points)
         xb, fb = _component_arrays(b, comp, points)
@@ -106,8 +109,12 @@ def pose_consistency(input_pose: Any, estimated_pose: Any, wrists: bool = True) 
         in_frames = int(fa.any(1).sum())
         est_frames = int(fb.any(1).sum())
         mae = None
+        frame_mae: list[float | None] = [None] * len(k)
         if b_normalized and both.any():
-            mae = float(np.abs(xa - xb).sum(-1)[both].mean())
+            err = np.where(both, np.abs(xa - xb).sum(-1), 0.0)
+            mae = float(err[both].mean())
+            counts = both.sum(1)
+            frame_mae = [float(e / c) if c else None for e, c in zip(err.sum(1), counts)]
         both_frames = int((fa.any(1) & fb.any(1)).sum())
         detection = est_frames / in_frames if in_frames > 0 else None
         matched = both_frames / in_frames if in_frames > 0 else None
@@ -115,6 +122,8 @@ def pose_consistency(input_pose: Any, estimated_pose: Any, wrists: bool = True) 
         result[f"{key}_mae"] = mae
         result[f"{key}_detection"] = detection
         result[f"{key}_matched"] = matched
+        result["per_frame"][key] = {"mae": frame_mae,
+                                    "missed": np.flatnonzero(fa.any(1) & ~fb.any(1)).tolist()}
         result["components"][comp] = {"mae": mae, "detection_rate": detection, "frames_input": in_frames,
                                       "frames_estimated": est_frames,
                                       "frames_both": both_frames,
@@ -179,5 +188,46 @@ def combine_consistency(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
                                    "frames_estimated": frames_est, "frames_both": frames_both,
                                    "points_compared": points}
     return out
+
+#----------------------------------------------------------------------------
+
+def plot_consistency(fig: dict[str, Any], path: str, title: str | None = None) -> None:
+    """Draw the per-frame figures of one `pose_consistency` result as a PNG (atomic): for each part
+    the input shows, its error per frame (shoulder widths) over time, with a tick under the plot at
+    each frame where MediaPipe missed it."""
+    import matplotlib
+    matplotlib.use("Agg")  # files only; never a window
+    import matplotlib.figure
+
+    per_frame = fig.get("per_frame") or {}
+    names = {key: comp for comp, key in COMPONENT_KEYS.items()}
+    parts = [key for key in COMPONENT_KEYS.values()
+             if key in per_frame and fig.get(f"{key}_matched") is not None]  # parts the input shows
+    figure = matplotlib.figure.Figure(figsize=(10, 1.0 + 1.2 * max(1, len(parts))), dpi=100)
+    axes = figure.subplots(max(1, len(parts)), 1, sharex=True, squeeze=False)[:, 0]
+    n = int(fig.get("num_frames", 0))
+    for ax, key in zip(axes, parts):
+        mae = np.array([np.nan if v is None else v for v in per_frame[key]["mae"]], dtype=np.float64)
+        ax.plot(np.arange(len(mae)), mae, lw=1.2, marker=".", ms=4, color="tab:blue")  # dots: lone frames show
+        missed = per_frame[key]["missed"]
+        if missed:
+            ax.plot(missed, np.zeros(len(missed)), "|", color="tab:red", ms=10, mew=1.5, clip_on=False)
+        summary = fig.get(f"{key}_mae")
+        n_in = fig.get("components", {}).get(names[key], {}).get("frames_input")
+        shown = f"the {n_in} frames the input shows it" if n_in is not None else "the frames the input shows it"
+        ax.set_ylabel(key.replace("_", " "), rotation=0, ha="right", va="center")
+        ax.set_ylim(bottom=0, top=max(0.1, float(np.nanmax(mae)) * 1.1) if np.isfinite(mae).any() else 1.0)
+        ax.text(1.0, 1.0, f"MAE {summary:.3f}, found in {fig[f'{key}_matched']:.0%} of {shown}"
+                if summary is not None else f"not found in any of {shown}",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
+        ax.grid(alpha=0.3)
+    if not parts:
+        axes[0].text(0.5, 0.5, "the input shows no part to compare", ha="center", va="center")
+    axes[-1].set_xlabel("frame" + (f" (of {n}; red ticks: part not found in the render)" if parts else ""))
+    axes[-1].set_xlim(0, max(1, n - 1))
+    figure.suptitle(title or "Pose consistency: error per frame, in shoulder widths", fontsize=10)
+    figure.tight_layout()
+    with dnnlib.util.atomic_write(path) as f:
+        figure.savefig(f, format="png")
 
 #----------------------------------------------------------------------------

@@ -146,7 +146,8 @@ def test_folder_of_poses(models, data_dir, tmp_path):
     assert "rendered 2 videos, kept 0 from an earlier run, 1 failed" in lines[0]
     assert lines[-1].startswith("Error: 1 pose could not be rendered") and "c.pose" in lines[-1], result.output
     assert "Traceback" not in result.output
-    assert sorted(os.listdir(out)) == ["a.json", "a.mp4", "b.json", "b.mp4", "pose-consistency.json"]
+    assert sorted(os.listdir(out)) == ["a-consistency.png", "a.json", "a.mp4", "b-consistency.png", "b.json", "b.mp4",
+                                       "pose-consistency.json"]
     assert (video_info(out / "a.mp4").num_frames, video_info(out / "b.mp4").num_frames) == (6, 4)
     with open(out / "pose-consistency.json") as f:
         summary = json.load(f)

@@ -67,6 +67,12 @@ def test_known_offset_and_detection(reduced):
     assert r["right_hand_detection"] == 1.0
     assert r["left_hand_mae"] == pytest.approx(0.0, abs=1e-5)
     assert r["left_hand_matched"] == pytest.approx(30 / 40)
+    # Per frame: the face is off by 0.1 in every frame; the hand was missed in exactly the 10 frames.
+    assert np.allclose(r["per_frame"]["face"]["mae"], 0.1, rtol=1e-2)
+    assert r["per_frame"]["left_hand"]["missed"] == present[:10].tolist()
+    lh = r["per_frame"]["left_hand"]["mae"]
+    assert [i for i, v in enumerate(lh) if v is not None] == present[10:].tolist()
+    assert r["per_frame"]["body"]["missed"] == []
 
 
 def test_parts_found_where_the_input_has_none(reduced):
@@ -164,3 +170,20 @@ def test_combined_figures_pool_videos_as_one(reduced):
             assert both[f"{key}_{what}"] == pytest.approx(whole[f"{key}_{what}"], rel=1e-4, abs=1e-6), (key, what)
     json.dumps(both)
     assert combine_consistency([])["body_mae"] is None
+
+
+def test_chart_of_the_error_per_frame(reduced, tmp_path):
+    from PIL import Image
+
+    from metrics.pose_consistency import plot_consistency
+    conf = np.asarray(reduced.body.confidence).copy()
+    lh = reduced.header.get_point_index(pf.LEFT_HAND, "WRIST")
+    conf[:, :, lh:lh + 21] = 0  # the left hand never found
+    r = pose_consistency(reduced, _with(reduced, conf=conf))
+    plot_consistency(r, str(tmp_path / "c.png"), title="test")
+    with Image.open(tmp_path / "c.png") as im:
+        assert im.format == "PNG" and im.size == (1000, 100 + 4 * 120)  # one panel per part the input shows
+    # With no person found: one panel per part, each "not found"; nothing left behind but the file.
+    r = pose_consistency(reduced, _with(reduced, conf=np.zeros_like(conf)))
+    plot_consistency(r, str(tmp_path / "none.png"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "none.png"]
