@@ -256,13 +256,14 @@ def render_pose_video(pose_path: str, network: str, lstm: str, output: str, fps:
     Everything the user gave is checked before rendering (pose, LSTM, generator match, output
     path); on any error no output file is left. Returns `{"path", "num_frames", "fps", "width",
     "height"}` and, with `consistency`, `"consistency"` (the figures) and `"json"` (their file)."""
-    from utils import pose_features
+    from utils import pose_estimation, pose_features
 
     _check_pose_options(smooth, fps)
     json_path = os.path.splitext(output)[0] + ".json" if consistency else None
     if json_path is not None:  # before the rendering, not after it
         dnnlib.util.check_writable(json_path, "consistency report")
         dnnlib.util.check_writable(chart_path(json_path), "consistency chart")
+        pose_estimation.require_estimator()  # MediaPipe measures the render: fail before rendering
     pose = pose_features.load_pose(pose_path)
     renderer = PoseVideoRenderer(network, lstm, device=device, precision=precision, batch=batch)
     return renderer.render(pose, pose_path, output, fps=fps, truncation_psi=truncation_psi, smooth=smooth,
@@ -289,7 +290,7 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
     from tqdm import tqdm
 
     from metrics.pose_consistency import combine_consistency, plot_consistency
-    from utils import pose_features
+    from utils import pose_estimation, pose_features
 
     _check_pose_options(smooth, fps)
     if not os.path.isdir(pose_dir):
@@ -304,6 +305,8 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
     if consistency and os.path.splitext(SUMMARY_NAME)[0] in names:
         raise dnnlib.UserError(f"A pose named {os.path.splitext(SUMMARY_NAME)[0]}.pose would overwrite the summary "
                                f"{SUMMARY_NAME}; rename it")
+    if consistency:
+        pose_estimation.require_estimator()  # MediaPipe measures the renders: fail before rendering
     dnnlib.util.make_dirs(outdir, "output folder")
     if consistency:
         dnnlib.util.check_writable(summary_path, "consistency summary")

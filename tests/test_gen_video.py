@@ -180,6 +180,19 @@ def test_folder_of_poses_refusals(models, data_dir, tmp_path):
     assert result.exit_code == 1 and "not a folder" in result.output and "Traceback" not in result.output
 
 
+def test_consistency_without_mediapipe_refused_before_rendering(models, data_dir, tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "pose_format.utils.holistic", None)  # as if MediaPipe were not installed
+    short = write_pose(pose_slice(load_pose(data_dir / "testing-original.pose"), range(30, 34)), str(tmp_path / "p.pose"))
+    out = tmp_path / "out"
+    out.mkdir()
+    base = [f"--network={models['network']}", f"--lstm={models['lstm']}", "--consistency", "--device=cpu"]
+    assert_refused(run([f"--pose={short}", f"--output={out / 'v.mp4'}", *base]), out, "needs MediaPipe", "pip install")
+    assert_refused(run([f"--pose={tmp_path}", f"--output={out / 'all'}", *base]), out, "needs MediaPipe")
+    result = run([f"--pose={short}", f"--output={out / 'v.mp4'}", *base[:-2], "--device=cpu"])
+    assert result.exit_code == 0, result.output  # without --consistency MediaPipe is not needed
+
+
 def test_lstm_of_another_generator_refused(models, data_dir, tmp_path):
     result = run([f"--pose={data_dir / 'testing-reduced.pose'}", f"--network={models['network']}",
                   f"--lstm={models['other_lstm']}", f"--output={tmp_path / 'out.mp4'}", "--device=cpu"])

@@ -138,6 +138,19 @@ def test_bad_input_is_one_line(repo_dir, tmp_path, args, words):
     assert not (tmp_path / "missing").exists()
 
 
+def test_no_mediapipe_refused_before_rendering(network, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    monkeypatch.setitem(sys.modules, "pose_format.utils.holistic", None)  # as if MediaPipe were not installed
+    out = tmp_path / "pairs"
+    args = [f"--network={network[1]}", f"--outdir={out}", "--num=1", "--frames=4-4", "--device=cpu"]
+    result = CliRunner().invoke(make_animations.main, args)
+    assert result.exit_code == 1 and "needs MediaPipe" in result.output, result.output
+    assert not out.exists() or not os.listdir(out)  # nothing rendered
+    result = CliRunner().invoke(make_animations.main, [*args, "--render-only"])  # rendering alone needs none
+    assert result.exit_code == 0, result.output
+    assert sorted(os.path.splitext(f)[1] for f in os.listdir(out)) == [".mp4", ".npy"]
+
+
 def test_parse_frames():
     assert make_animations.parse_frames("60-240") == (60, 240)
     assert make_animations.parse_frames("90") == (90, 90)

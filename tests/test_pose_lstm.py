@@ -195,6 +195,17 @@ def test_preview_indices_and_sheet_checks():
         pose_lstm.preview_sheet([("t", [("a", [img, np.zeros((9, 8, 3), np.uint8)])])])
 
 
+def test_val_without_mediapipe_refused_before_training(setup, data_dir, tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "pose_format.utils.holistic", None)  # as if MediaPipe were not installed
+    val = tmp_path / "val"
+    val.mkdir()
+    write_pose(pose_slice(load_pose(data_dir / "testing-reduced.pose"), range(40, 44)), str(val / "real.pose"))
+    with pytest.raises(dnnlib.UserError, match="needs MediaPipe"):
+        pose_lstm.train_pose_lstm(options(setup, tmp_path / "run", val=str(val)), progress=False)
+    assert not os.path.exists(tmp_path / "run" / "lstm.pt")
+
+
 def test_augment_and_best_by_consistency_need_val(setup, tmp_path):
     with pytest.raises(dnnlib.UserError, match="--val"):
         pose_lstm.train_pose_lstm(options(setup, tmp_path, augment_with_validation=True), progress=False)

@@ -780,6 +780,9 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
     log.info("%d training pairs (%d frames), %d validation pairs", len(train_pairs),
              sum(len(p) for p in train_pairs), len(val_pairs))
     real = _load_real_poses(opts.val, spec, opts.val_frames) if opts.val else []
+    if real:  # the first validation estimates poses: fail now rather than after val_every steps
+        from utils.pose_estimation import require_estimator
+        require_estimator()
     if real or opts.preview_frames:  # G only renders from here on: the fastest correct inference path
         from training.inference import prepare_generator
         G, render_desc = prepare_generator(G, device, "auto")

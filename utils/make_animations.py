@@ -160,6 +160,9 @@ def main(network: str | None, outdir: str, num: int | None, frames: str, seed: i
     if not estimate_only:
         if network is None or num is None:
             raise dnnlib.UserError("Rendering walks needs --network and --num (or pass --estimate-only)")
+        if not render_only:  # fail now, not after hours of rendering
+            from utils.pose_estimation import require_estimator
+            require_estimator()
         names = render_walks(network, outdir, num, parse_frames(frames), seed, truncation_psi, fps,
                              keyframe_every, batch, device, precision=precision)
         click.echo(f"{len(names)} walks in {outdir}")

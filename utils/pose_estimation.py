@@ -37,6 +37,12 @@ def _holistic_module():
     return holistic
 
 
+def require_estimator() -> None:
+    """Raise `dnnlib.UserError` now, with the install command, when MediaPipe cannot be imported:
+    for commands that estimate poses only after long work (rendering, training). Loads no model."""
+    _holistic_module()
+
+
 def _checked_frames(frames: Iterable[np.ndarray], width: int, height: int, progress: bool | None,
                     total: int | None, desc: str) -> Iterator[np.ndarray]:
     from tqdm import tqdm
