@@ -28,10 +28,10 @@ from tqdm import tqdm
 
 import dnnlib
 from training.dataset import image_extensions, parse_labels
+from utils.video_io import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"}
 PNG_COMPRESS_LEVEL = 1  # about 4x smaller than level 0 for a third more decode time; higher levels gain little
 
 #----------------------------------------------------------------------------

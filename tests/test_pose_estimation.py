@@ -70,3 +70,35 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(dnnlib.UserError, match="not found"):
         pose_estimation.estimate_video_pose(tmp_path / "none.mp4", tmp_path / "none.pose")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_estimate_pose_cli_on_a_folder(short_video, tmp_path, repo_dir):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("a.mp4", "b.mov"):
+        (videos / name).write_bytes(short_video.read_bytes())
+    (videos / "c.mp4").write_bytes(b"not a video" * 50)
+    (videos / "notes.txt").write_text("not a video either")
+    out = tmp_path / "poses"
+    cmd = [sys.executable, "utils/estimate_pose.py", f"--video={videos}", f"--output={out}"]
+    res = subprocess.run(cmd, cwd=repo_dir, capture_output=True, text=True, timeout=300)
+    # The unreadable video does not stop the others; the run then fails in one line that names it.
+    assert res.returncode == 1
+    assert "wrote 2 poses, kept 0 from an earlier run, 1 failed" in res.stdout, res.stdout + res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: No pose for 1 video (logged above); first:") and "c.mp4" in last, res.stderr
+    assert "Traceback" not in res.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.pose", "b.pose"]
+    assert pose_features.load_pose(out / "b.pose", require_hands=False).body.data.shape[0] == 4
+    # A second run keeps what exists.
+    (videos / "c.mp4").unlink()
+    res = subprocess.run(cmd, cwd=repo_dir, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "wrote 0 poses, kept 2 from an earlier run" in res.stdout, res.stderr
+    # Refusals: a pose file as the output of a folder, a folder without videos, two videos of one name.
+    res = subprocess.run([*cmd[:3], f"--output={tmp_path / 'x.pose'}"], cwd=repo_dir, capture_output=True, text=True)
+    assert res.returncode == 1 and "must be a folder" in res.stderr
+    (videos / "a.mkv").write_bytes(b"")
+    with pytest.raises(dnnlib.UserError, match="several formats"):
+        pose_estimation.estimate_folder_poses(str(videos), str(out))
+    with pytest.raises(dnnlib.UserError, match="No videos"):
+        pose_estimation.estimate_folder_poses(str(out), str(tmp_path / "o"))

@@ -6,6 +6,7 @@
 - `estimate_video_pose(video_path, out_pose_path)`: the same for a video file, writing the
   `.pose` atomically and, with `skip_existing`, leaving outputs that already exist alone (so a
   long batch can be re-run after a crash).
+- `estimate_folder_poses(video_dir, out_dir)`: a `.pose` for every video of a folder.
 
 MediaPipe is imported and its model created only when a function here is first called.
 """
@@ -115,6 +116,45 @@ def estimate_video_pose(video_path: str | os.PathLike, out_pose_path: str | os.P
     if out_pose_path is not None:
         write_pose(pose, out_pose_path)
     return pose
+
+
+def estimate_folder_poses(video_dir: str, out_dir: str, progress: bool | None = None) -> dict:
+    """A `<name>.pose` in `out_dir` for every video `<name>.<ext>` in `video_dir` (`video_io.VIDEO_EXTENSIONS`).
+
+    Poses that exist are kept, so a stopped run continues. A video that cannot be read is logged and
+    the others go on. Returns `{"written": [names], "kept": [names], "failed": [(video, reason)]}`.
+    Raises `dnnlib.UserError` when the folder holds no video or MediaPipe is missing."""
+    from tqdm import tqdm
+
+    if not os.path.isdir(video_dir):
+        raise dnnlib.UserError(f"Video folder not found: {video_dir}")
+    videos = sorted(os.path.join(video_dir, f) for f in os.listdir(video_dir)
+                    if os.path.splitext(f)[1].lower() in video_io.VIDEO_EXTENSIONS
+                    and os.path.isfile(os.path.join(video_dir, f)))
+    if not videos:
+        raise dnnlib.UserError(f"No videos in {video_dir} ({', '.join(sorted(video_io.VIDEO_EXTENSIONS))})")
+    stems = [os.path.splitext(os.path.basename(v))[0] for v in videos]
+    twins = sorted({s for s in stems if stems.count(s) > 1})
+    if twins:
+        raise dnnlib.UserError(f"Videos {', '.join(twins)} exist in several formats in {video_dir}; their poses "
+                               f"would share a name: keep one of each")
+    require_estimator()
+    dnnlib.util.make_dirs(out_dir, "output folder")
+    result: dict = {"written": [], "kept": [], "failed": []}
+    for video, name in zip(tqdm(videos, desc="videos", unit="video", disable=None if progress is None else not progress),
+                           stems):
+        out = os.path.join(out_dir, name + ".pose")
+        if os.path.isfile(out):
+            result["kept"].append(name)
+            continue
+        try:
+            estimate_video_pose(video, out, progress=progress)
+        except dnnlib.UserError as e:
+            log.warning("No pose for %s: %s", video, e)
+            result["failed"].append((video, str(e)))
+            continue
+        result["written"].append(name)
+    return result
 
 
 def write_pose(pose, path: str | os.PathLike) -> None:

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 #----------------------------------------------------------------------------
 # Reading.
 
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"}  # ffmpeg reads
+
+
 @dataclasses.dataclass(frozen=True)
 class VideoInfo:
     """What a video holds: frames per second, number of frames, frame width and height (pixels)."""
