@@ -102,3 +102,57 @@ def test_estimate_pose_cli_on_a_folder(short_video, tmp_path, repo_dir):
         pose_estimation.estimate_folder_poses(str(videos), str(out))
     with pytest.raises(dnnlib.UserError, match="No videos"):
         pose_estimation.estimate_folder_poses(str(out), str(tmp_path / "o"))
+
+
+@pytest.fixture(scope="module")
+def twelve_frames(data_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("video12") / "twelve.mp4"
+    with video_io.VideoWriter(path, fps=25, crf=12) as w:
+        for frame in video_io.read_video(data_dir / "signer-pix2pix-256.mp4", start=30, stop=42):
+            w.write(frame)
+    return path
+
+
+def test_long_video_is_estimated_in_parts_that_survive_a_crash(twelve_frames, tmp_path, monkeypatch, caplog):
+    out = tmp_path / "twelve.pose"
+    partial = tmp_path / "twelve.pose.partial"
+    real = pose_estimation.estimate_frames_pose
+    calls = []
+
+    def crash_on_second_part(frames, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the user stops the run during the second part
+        return real(frames, **kw)
+
+    monkeypatch.setattr(pose_estimation, "estimate_frames_pose", crash_on_second_part)
+    with pytest.raises(KeyboardInterrupt):
+        pose_estimation.estimate_video_pose(twelve_frames, out, chunk_frames=5, progress=False)
+    assert not out.exists()
+    assert sorted(p.name for p in partial.iterdir()) == ["000000000.pose", "source.json"]
+    first = pose_features.load_pose(partial / "000000000.pose", require_hands=False)
+    assert first.body.data.shape[0] == 5
+
+    # The next run estimates only the parts not done, then writes the whole pose and removes the parts.
+    calls.clear()
+    monkeypatch.setattr(pose_estimation, "estimate_frames_pose", lambda frames, **kw: calls.append(1) or real(frames, **kw))
+    pose = pose_estimation.estimate_video_pose(twelve_frames, out, chunk_frames=5, progress=False)
+    assert len(calls) == 2 and not partial.exists()
+    assert pose.body.data.shape[:2] == (12, 1) and pose.body.fps == 25
+    again = pose_features.load_pose(out, require_hands=False)
+    np.testing.assert_array_equal(again.body.confidence[:5], first.body.confidence)
+    assert (again.body.confidence[:, 0, :33] > 0).any(axis=1).all()  # the signer's body in every frame
+    # (Not compared with a single pass: MediaPipe itself differs from run to run on the same frames,
+    # up to 6 px in 5% of the coordinates here.)
+
+    # Parts left by another video (or other settings) are discarded, not mixed in.
+    partial.mkdir()
+    (partial / "source.json").write_text('{"video": "another.mp4"}')
+    (partial / "000000000.pose").write_bytes(b"stale")
+    calls.clear()
+    out.unlink()
+    import logging
+    with caplog.at_level(logging.INFO, logger="utils.pose_estimation"):
+        pose = pose_estimation.estimate_video_pose(twelve_frames, out, chunk_frames=5, progress=False)
+    assert len(calls) == 3 and pose.body.data.shape[0] == 12 and not partial.exists()
+    assert any("Discarding" in r.getMessage() for r in caplog.records)

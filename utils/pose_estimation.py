@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -91,31 +92,107 @@ def estimate_frames_pose(frames: Iterable[np.ndarray], fps: float, width: int, h
     return pose
 
 
+CHUNK_FRAMES = 2500  # a long video is estimated in parts of this many frames, each kept on disk when done
+
+
 def estimate_video_pose(video_path: str | os.PathLike, out_pose_path: str | os.PathLike | None = None, *,
-                        skip_existing: bool = False, progress: bool | None = None, **kwargs):
+                        skip_existing: bool = False, progress: bool | None = None,
+                        chunk_frames: int = CHUNK_FRAMES, **kwargs):
     """Estimate the Holistic pose of every frame of a video; write it to `out_pose_path` (atomic).
 
     With `skip_existing` and an existing `out_pose_path`, nothing is estimated: the existing file
     is read and returned (outputs are written atomically, so an existing file is complete).
-    Other keyword arguments go to `estimate_frames_pose`. Returns the `pose_format.Pose`.
+    A video longer than `chunk_frames` is estimated in parts, each saved when done under
+    `<out_pose_path>.partial/`; a stopped run continues from the last finished part, and the folder
+    is removed when the whole pose is written. (MediaPipe starts tracking afresh at each part:
+    the first frame of a part is detected, not tracked.) Other keyword arguments go to
+    `estimate_frames_pose`. Returns the `pose_format.Pose`.
     Raises `dnnlib.UserError` for a missing/unreadable video or an unwritable output."""
     if out_pose_path is not None and skip_existing and os.path.isfile(out_pose_path):
         log.info("Pose %s exists; skipping %s", out_pose_path, video_path)
-        from pose_format import Pose
-        with open(out_pose_path, "rb") as f:
-            return Pose.read(f.read())
+        return _read_pose(out_pose_path)
     if out_pose_path is not None:
         dnnlib.util.check_writable(out_pose_path, "pose")  # before the estimation, not after it
     info = video_io.video_info(video_path)
     if not info.fps > 0:
         log.warning("Video %s does not state its frame rate; writing the pose at 25 fps", video_path)
+    fps = info.fps or 25.0
     frames = video_io.read_video(video_path)
     desc = f"pose {os.path.basename(os.fspath(video_path))}"
-    pose = estimate_frames_pose(frames, fps=info.fps or 25.0, width=info.width, height=info.height,
-                                num_frames=info.num_frames, progress=progress, desc=desc, **kwargs)
+    if out_pose_path is None or info.num_frames <= chunk_frames:
+        pose = estimate_frames_pose(frames, fps=fps, width=info.width, height=info.height,
+                                    num_frames=info.num_frames, progress=progress, desc=desc, **kwargs)
+    else:
+        pose = _estimate_in_parts(video_path, frames, info, fps, os.fspath(out_pose_path), chunk_frames, progress,
+                                  desc, kwargs)
     if out_pose_path is not None:
         write_pose(pose, out_pose_path)
+        shutil.rmtree(os.fspath(out_pose_path) + ".partial", ignore_errors=True)
     return pose
+
+
+def _counted(items: Iterable, bar) -> Iterator:
+    for item in items:
+        bar.update(1)
+        yield item
+
+
+def _read_pose(path: str | os.PathLike):
+    from pose_format import Pose
+    with open(path, "rb") as f:
+        return Pose.read(f.read())
+
+
+def _estimate_in_parts(video_path, frames: Iterator[np.ndarray], info, fps: float, out_path: str, chunk: int,
+                       progress: bool | None, desc: str, kwargs: dict):
+    """The pose of a long video from parts of `chunk` frames, each written to `<out_path>.partial/`
+    when done and reused by a later run of the same video and settings."""
+    import itertools
+    import json
+
+    from pose_format import Pose
+    from pose_format.numpy import NumPyPoseBody
+    from tqdm import tqdm
+
+    partial = out_path + ".partial"
+    stat = os.stat(video_path)
+    key = {"video": os.path.abspath(os.fspath(video_path)), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+           "frames": info.num_frames, "chunk": chunk, "settings": sorted((k, repr(v)) for k, v in kwargs.items())}
+    key_path = os.path.join(partial, "source.json")
+    try:
+        with open(key_path) as f:
+            same = json.load(f) == json.loads(json.dumps(key))
+    except (OSError, ValueError):
+        same = False
+    if not same and os.path.isdir(partial):
+        log.info("Discarding %s: it belongs to another video or other settings", partial)
+        shutil.rmtree(partial)
+    dnnlib.util.make_dirs(partial, "folder for the finished parts")
+    if not same:
+        with dnnlib.util.atomic_write(key_path, "w") as f:
+            json.dump(key, f)
+
+    parts = []
+    bar = tqdm(total=info.num_frames, desc=desc, unit="frame", disable=None if progress is None else not progress)
+    with bar:
+        for start in range(0, info.num_frames, chunk):
+            part_path = os.path.join(partial, f"{start:09d}.pose")
+            piece = _counted(itertools.islice(frames, chunk), bar)
+            if os.path.isfile(part_path):
+                for _ in piece:  # decoded only, to reach the next part
+                    pass
+                parts.append(_read_pose(part_path))
+                continue
+            pose = estimate_frames_pose(piece, fps=fps, width=info.width, height=info.height, progress=False,
+                                        desc=desc, **kwargs)
+            write_pose(pose, part_path)
+            parts.append(pose)
+    if sum(p.body.data.shape[0] for p in parts) != info.num_frames:
+        raise dnnlib.UserError(f"Video {video_path} gave {sum(p.body.data.shape[0] for p in parts)} frames, "
+                               f"{info.num_frames} expected; delete {partial} and run again")
+    data = np.ma.concatenate([p.body.data for p in parts], axis=0)
+    confidence = np.concatenate([p.body.confidence for p in parts], axis=0)
+    return Pose(parts[0].header, NumPyPoseBody(fps=fps, data=data, confidence=confidence))
 
 
 def estimate_folder_poses(video_dir: str, out_dir: str, progress: bool | None = None) -> dict:
