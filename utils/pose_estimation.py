@@ -45,6 +45,15 @@ def require_estimator() -> None:
     _holistic_module()
 
 
+def _can_refuse_reuse(holistic) -> bool:
+    """Whether pose-format's `load_holistic` takes `reuse`. From 0.15 it keeps MediaPipe graphs in a
+    pool and hands them to later calls, whose estimates then depend on what ran before (measured:
+    the same 5 frames came out up to 8.5 px apart over 4 calls); a fresh graph per call (`reuse=False`,
+    about 0.05 s) makes an estimate depend on its frames alone."""
+    import inspect
+    return "reuse" in inspect.signature(holistic.load_holistic).parameters
+
+
 def _checked_frames(frames: Iterable[np.ndarray], width: int, height: int, progress: bool | None,
                     total: int | None, desc: str) -> Iterator[np.ndarray]:
     from tqdm import tqdm
@@ -82,9 +91,10 @@ def estimate_frames_pose(frames: Iterable[np.ndarray], fps: float, width: int, h
     config = {"model_complexity": int(model_complexity), "refine_face_landmarks": bool(refine_face_landmarks),
               "static_image_mode": bool(static_image_mode)}
     checked = _checked_frames(frames, int(width), int(height), progress, num_frames, desc)
+    fresh = {"reuse": False} if _can_refuse_reuse(holistic) else {}
     try:
         pose = holistic.load_holistic(checked, fps=float(fps), width=int(width), height=int(height),
-                                      progress=False, additional_holistic_config=dict(config))
+                                      progress=False, additional_holistic_config=dict(config), **fresh)
     except ValueError as e:
         if "at least one array" in str(e):
             raise dnnlib.UserError("No frames to estimate poses from (the video or frame list is empty)") from None
