@@ -228,9 +228,9 @@ class PoseVideoRenderer:
             _write_json(doc, json_path)
             result["json"] = json_path
             result["chart"] = chart_path(json_path)
-            plot_consistency(result["consistency"], result["chart"],
-                             title=f"Pose consistency of {os.path.basename(output)} with {os.path.basename(pose_path)}: "
-                                   f"error per frame, in shoulder widths")
+            title = (f"Pose consistency of {os.path.basename(output)} with {os.path.basename(pose_path)}: "
+                     f"error per frame, in shoulder widths")
+            plot_consistency(result["consistency"], result["chart"], title=title)
         return result
 
 
@@ -278,10 +278,10 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
                        side_by_side: bool = False, consistency: bool = False,
                        progress: bool | None = None, precision: str = "auto") -> dict[str, Any]:
     """Render every `<name>.pose` in `pose_dir` to `<outdir>/<name>.mp4` (and, with `consistency`,
-    `<name>.json` and `<name>-consistency.png`), loading the networks once. Outputs that exist are kept, so an interrupted run
-    continues where it stopped. A pose that cannot be rendered (unreadable, no person) is reported
-    and the others go on. With `consistency`, `<outdir>/pose-consistency.json` holds the figures of
-    all videos pooled (`metrics.pose_consistency.combine_consistency`) and each video's own.
+    `<name>.json` and `<name>-consistency.png`), loading the networks once. Outputs that exist are
+    kept, so an interrupted run continues where it stopped. A pose that cannot be rendered
+    (unreadable, no person) is reported and the others go on. With `consistency`,
+    `<outdir>/pose-consistency.json` holds the figures of all videos pooled (`metrics.pose_consistency.combine_consistency`) and each video's own.
 
     Returns `{"rendered", "kept", "failed": [(pose path, reason)], "outdir"}`, with `consistency`
     also `"consistency"` (the pooled figures) and `"summary"` (its file)."""

@@ -183,7 +183,8 @@ def test_folder_of_poses_refusals(models, data_dir, tmp_path):
 def test_consistency_without_mediapipe_refused_before_rendering(models, data_dir, tmp_path, monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "pose_format.utils.holistic", None)  # as if MediaPipe were not installed
-    short = write_pose(pose_slice(load_pose(data_dir / "testing-original.pose"), range(30, 34)), str(tmp_path / "p.pose"))
+    original = load_pose(data_dir / "testing-original.pose")
+    short = write_pose(pose_slice(original, range(30, 34)), str(tmp_path / "p.pose"))
     out = tmp_path / "out"
     out.mkdir()
     base = [f"--network={models['network']}", f"--lstm={models['lstm']}", "--consistency", "--device=cpu"]

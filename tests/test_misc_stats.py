@@ -65,7 +65,8 @@ def test_infinite_sampler_ranks_partition_one_stream():
     stream = list(itertools.islice(iter(misc.InfiniteSampler(data, seed=5)), 70_100))
     for rank in (0, 2):
         resumed = iter(misc.InfiniteSampler(data, rank=rank, num_replicas=3, seed=5, start=70_000))
-        assert [next(resumed) for _ in range(30)] == [v for k, v in enumerate(stream) if k >= 70_000 and k % 3 == rank][:30]
+        mine = [v for k, v in enumerate(stream) if k >= 70_000 and k % 3 == rank]
+        assert [next(resumed) for _ in range(30)] == mine[:30]
     data = list(range(10))
     # every item appears in the first pass when the window is zero
     it = iter(misc.InfiniteSampler(data, seed=1, window_size=0))

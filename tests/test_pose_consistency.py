@@ -160,7 +160,8 @@ def test_combined_figures_pool_videos_as_one(reduced):
     conf[n + 50:n + 60, :, lh:lh + 21] = 0                                 # the second one loses a hand
     est = _with(reduced, data=data, conf=conf)
     whole = pose_consistency(inp, est)
-    halves = [pose_consistency(reduced, _with(reduced, data=data[r], conf=conf[r])) for r in (slice(0, n), slice(n, 2 * n))]
+    halves = [pose_consistency(reduced, _with(reduced, data=data[r], conf=conf[r]))
+              for r in (slice(0, n), slice(n, 2 * n))]
     assert halves[0]["face_mae"] == pytest.approx(0.1, rel=1e-3) and halves[1]["face_mae"] < 1e-5
     assert halves[1]["left_hand_matched"] < 1 == halves[0]["left_hand_matched"]
     both = combine_consistency(halves)

@@ -146,7 +146,11 @@ def test_long_video_is_estimated_in_parts_that_survive_a_crash(twelve_frames, tm
 
     # The next run estimates only the parts not done, then writes the whole pose and removes the parts.
     calls.clear()
-    monkeypatch.setattr(pose_estimation, "estimate_frames_pose", lambda frames, **kw: calls.append(1) or real(frames, **kw))
+    def counted(frames, **kw):
+        calls.append(1)
+        return real(frames, **kw)
+
+    monkeypatch.setattr(pose_estimation, "estimate_frames_pose", counted)
     pose = pose_estimation.estimate_video_pose(twelve_frames, out, chunk_frames=5, progress=False)
     assert len(calls) == 2 and not partial.exists()
     assert pose.body.data.shape[:2] == (12, 1) and pose.body.fps == 25

@@ -95,7 +95,8 @@ def test_no_hands(tmp_path, reduced):
 def test_other_formats_refused(tmp_path, reduced):
     path = tmp_path / "openpose.pose"
     path.write_bytes(_bytes(fake_openpose_pose(3)))
-    with pytest.raises(dnnlib.UserError, match="Unsupported pose format.*pose_keypoints_2d.*POSE_LANDMARKS.*utils/estimate_pose.py"):
+    words = "Unsupported pose format.*pose_keypoints_2d.*POSE_LANDMARKS.*utils/estimate_pose.py"
+    with pytest.raises(dnnlib.UserError, match=words):
         pf.load_pose(path)
     # Holistic names but a hand-only file: names what is missing.
     hands = reduced.get_components([pf.LEFT_HAND, pf.RIGHT_HAND])

@@ -228,8 +228,8 @@ def estimate_folder_poses(video_dir: str, out_dir: str, progress: bool | None = 
     require_estimator()
     dnnlib.util.make_dirs(out_dir, "output folder")
     result: dict = {"written": [], "kept": [], "failed": []}
-    for video, name in zip(tqdm(videos, desc="videos", unit="video", disable=None if progress is None else not progress),
-                           stems):
+    bar = tqdm(videos, desc="videos", unit="video", disable=None if progress is None else not progress)
+    for video, name in zip(bar, stems):
         out = os.path.join(out_dir, name + ".pose")
         if os.path.isfile(out):
             result["kept"].append(name)
