@@ -13,7 +13,7 @@
 # Logs and figures go to $OUT (the device tool brings that folder back), else to .device/out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STAGE=.device
+STAGE=${DEVICE_STAGE:-.device}  # relative to the repository root (or absolute)
 OUT=${OUT:-$STAGE/out}
 
 case "${1:-}" in
@@ -30,7 +30,7 @@ stage)
     ;;
 tests)
     mkdir -p "$OUT"
-    export SIGNSTYLEGAN_SHARED=$PWD/$STAGE/shared TORCH_EXTENSIONS_DIR=$PWD/.torch_extensions
+    export SIGNSTYLEGAN_SHARED=$(realpath "$STAGE/shared") TORCH_EXTENSIONS_DIR=$PWD/.torch_extensions
     { nvidia-smi || true; python3 -c "import torch, numpy; print('torch', torch.__version__, 'cuda', torch.version.cuda,
 'numpy', numpy.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')"; } 2>&1 | tee "$OUT/machine.txt"
     python3 -m torch_utils.custom_ops --build 2>&1 | tee "$OUT/build.log"

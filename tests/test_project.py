@@ -1,8 +1,12 @@
-"""Project files: the CI entry calls the README's test command; the Dockerfile has its essential steps.
+"""Project files: the CI entry calls the README's test command; the Dockerfile has its essential steps; the GPU
+session kit stages what a device machine needs.
 
 No Docker engine runs on the CI machine, so the Dockerfile is checked by parsing it, not by building it."""
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -61,3 +65,19 @@ def test_packages_not_installed_into_site_packages(name):
     spec = importlib.util.find_spec(name)
     assert spec is not None
     assert "site-packages" not in str(pathlib.Path(spec.origin))
+
+
+def test_gpu_session_kit_stages_what_the_device_needs(repo_dir, shared_dir, tmp_path):
+    """bench/gpu_session.sh stage: the golden op fixtures and a 256x256 dataset, for a device machine
+    that gets the repository only (the `tests` and `bench` steps need a GPU)."""
+    from training.dataset import ImageFolderDataset
+    stage = tmp_path / "stage"
+    env = dict(os.environ, DEVICE_STAGE=str(stage), PYTHON=sys.executable, SIGNSTYLEGAN_SHARED=str(shared_dir))
+    res = subprocess.run(["bash", "bench/gpu_session.sh", "stage"], cwd=repo_dir, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (stage / "shared" / "fixtures" / "nvidia-compat" / "golden_ops.npz").is_file()
+    ds = ImageFolderDataset(str(stage / "signer-256.zip"))
+    assert len(ds) == 64 and ds.image_shape == [3, 256, 256]
+    res = subprocess.run(["bash", "bench/gpu_session.sh"], cwd=repo_dir, capture_output=True, text=True)
+    assert res.returncode == 2 and "usage" in res.stderr
