@@ -130,11 +130,61 @@ def test_frames_without_person_are_skipped(data_dir, tmp_path):
     out = tmp_path / "f.zip"
     stats = video_to_images(str(data_dir / "signer-pix2pix-256.mp4"), str(pose_path), str(out), resolution=RES,
                             max_frames=8, progress=False)
-    assert stats == {"frames": 8, "images": 5, "skipped_no_person": 3, "hand_images": 0, "hands_not_found": 0}
+    assert stats == {"frames": 8, "images": 5, "skipped_no_person": 3, "hand_images": 0, "hands_not_found": 0,
+                     "clips": 1}
     with zipfile.ZipFile(out) as z:
         index = json.loads(z.read("frames.json"))
         assert index["skipped_frames"] == [1, 3, 4]
         assert [e["frame"] for e in index["images"]] == [0, 2, 5, 6, 7]
+
+
+def _write_clip(data_dir, folder, name, frames, pose_frames=None):
+    """Frames `frames` of the pix2pix video as `folder/videos/name.mp4` and the same frames of
+    testing-reduced.pose (its pose) as `folder/poses/name.pose`."""
+    (folder / "videos").mkdir(exist_ok=True)
+    (folder / "poses").mkdir(exist_ok=True)
+    with video_io.VideoWriter(folder / "videos" / f"{name}.mp4", fps=25, crf=10) as w:
+        for frame in video_io.read_video(data_dir / "signer-pix2pix-256.mp4", start=frames.start, stop=frames.stop):
+            w.write(frame)
+    red = pose_features.load_pose(data_dir / "testing-reduced.pose")
+    keep = list(pose_frames or frames)
+    buf = io.BytesIO()
+    Pose(red.header, NumPyPoseBody(fps=25, data=np.ma.getdata(red.body.data)[keep],
+                                   confidence=np.asarray(red.body.confidence)[keep])).write(buf)
+    (folder / "poses" / f"{name}.pose").write_bytes(buf.getvalue())
+
+
+def test_folder_of_clips_into_one_archive(data_dir, tmp_path):
+    _write_clip(data_dir, tmp_path, "a", range(0, 5))
+    _write_clip(data_dir, tmp_path, "b", range(40, 46))
+    with video_io.VideoWriter(tmp_path / "videos" / "c.mp4", fps=25) as w:  # a video without a pose
+        w.write(np.zeros((64, 64, 3), np.uint8))
+    out = tmp_path / "all.zip"
+    stats = video_to_images(str(tmp_path / "videos"), str(tmp_path / "poses"), str(out), resolution=RES,
+                            progress=False)
+    assert stats["clips"] == 2 and stats["frames"] == 11 and stats["images"] + stats["skipped_no_person"] == 11
+    with zipfile.ZipFile(out) as z:
+        index = json.loads(z.read("frames.json"))
+        assert [c["video"] for c in index["clips"]] == ["a.mp4", "b.mp4"]
+        assert [(e["clip"], e["frame"]) for e in index["images"]][:1] == [(0, 0)]
+        first_b = next(e["name"] for e in index["images"] if e["clip"] == 1)
+        mixed = _read_png(z, first_b)
+    assert len(ImageFolderDataset(str(out))) == stats["images"]
+    # A clip's crops are the crops of that clip cut on its own.
+    alone = tmp_path / "b.zip"
+    video_to_images(str(tmp_path / "videos" / "b.mp4"), str(tmp_path / "poses" / "b.pose"), str(alone),
+                    resolution=RES, progress=False)
+    with zipfile.ZipFile(alone) as z:
+        assert np.array_equal(_read_png(z, archive_name(0)), mixed)
+    # Every clip is checked before anything is written: a pose of the wrong length stops the run.
+    _write_clip(data_dir, tmp_path, "d", range(10, 14), pose_frames=range(10, 13))
+    with pytest.raises(dnnlib.UserError, match="d.pose has 3 frames but video"):
+        video_to_images(str(tmp_path / "videos"), str(tmp_path / "poses"), str(tmp_path / "x.zip"), resolution=RES)
+    assert not (tmp_path / "x.zip").exists()
+    with pytest.raises(dnnlib.UserError, match="both be folders"):
+        video_to_images(str(tmp_path / "videos"), str(tmp_path / "poses" / "a.pose"), str(tmp_path / "x.zip"))
+    with pytest.raises(dnnlib.UserError, match="No video in"):
+        video_to_images(str(tmp_path / "poses"), str(tmp_path / "poses"), str(tmp_path / "x.zip"))
 
 
 def test_bad_inputs(data_dir, tmp_path):

@@ -3,6 +3,12 @@
     python utils/video_to_images.py --input_video=signer.mp4 --input_pose=signer.pose \\
         --output_path=frames.zip [--pose_output_path=poses.zip] [--resolution=256] [--hand_crops] \\
         [--render_output_path=renders.zip]
+    python utils/video_to_images.py --input_video=clips/ --input_pose=poses/ --output_path=frames.zip
+
+With two folders, every video `<name>.<ext>` of `--input_video` that has a `<name>.pose` in
+`--input_pose` is cropped into the same archives (videos without a pose are left out with a
+warning); `frames.json` then lists the clips and gives each image its clip's index. All clips are
+checked (poses readable, frame counts equal) before any cropping.
 
 Each frame is cropped to a square centred between the shoulders (POSE_LANDMARKS LEFT/RIGHT_SHOULDER
 of that frame) with a side of 3x the shoulder width, and resized to `resolution` (Lanczos). Parts
@@ -192,13 +198,38 @@ def _zip_output(stack: contextlib.ExitStack, path: str | None, option: str, comp
 #----------------------------------------------------------------------------
 # The conversion.
 
+def find_clips(input_video: str, input_pose: str) -> list[tuple[str, str]]:
+    """The (video, pose) pairs to crop: the two paths themselves, or, when both are folders, each
+    video `<name>.<ext>` of `input_video` with `<name>.pose` of `input_pose` (sorted by name; videos
+    without a pose are left out with a warning). Raises `dnnlib.UserError` when nothing pairs."""
+    video_dir, pose_dir = os.path.isdir(input_video), os.path.isdir(input_pose)
+    if not video_dir and not pose_dir:
+        return [(input_video, input_pose)]
+    if not (video_dir and pose_dir):
+        raise dnnlib.UserError("--input_video and --input_pose must both be files, or both be folders "
+                               f"(got {input_video} and {input_pose})")
+    videos = sorted(f for f in os.listdir(input_video) if os.path.splitext(f)[1].lower() in video_io.VIDEO_EXTENSIONS)
+    clips, missing = [], []
+    for f in videos:
+        pose_path = os.path.join(input_pose, os.path.splitext(f)[0] + ".pose")
+        (clips.append((os.path.join(input_video, f), pose_path)) if os.path.isfile(pose_path) else missing.append(f))
+    if missing:
+        log.warning("%d videos have no pose in %s and are left out: %s%s", len(missing), input_pose,
+                    ", ".join(missing[:5]), " ..." if len(missing) > 5 else "")
+    if not clips:
+        raise dnnlib.UserError(f"No video in {input_video} has a pose of the same name in {input_pose} "
+                               f"(make them with utils/estimate_pose.py --video={input_video} --output={input_pose})")
+    return clips
+
+
 def video_to_images(input_video: str, input_pose: str, output_path: str, pose_output_path: str | None = None,
                     resolution: int = 256, hand_crops: bool = False, hands_output_path: str | None = None,
                     render_output_path: str | None = None, crop_scale: float = 3.0, hand_scale: float = 1.0,
                     pad: str = "edge", allow_frame_mismatch: bool = False, max_frames: int | None = None,
                     png_compression: int = 0, progress: bool | None = None) -> dict[str, Any]:
-    """Write the crops of a video (see the module docstring). Returns counts:
-    `frames` (frames looked at), `images`, `skipped_no_person`, `hand_images`, `hands_not_found`."""
+    """Write the crops of a video, or of every clip of a folder of videos and one of their poses,
+    into one archive (see the module docstring). Returns counts: `frames` (frames looked at),
+    `images`, `skipped_no_person`, `hand_images`, `hands_not_found`, `clips`."""
     if resolution < 4 or resolution & (resolution - 1):
         raise dnnlib.UserError(f"--resolution {resolution}: training needs a power of two (e.g. 256)")
     if not crop_scale > 0 or not hand_scale > 0:
@@ -221,30 +252,39 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
     if len({os.path.abspath(p) for p in outputs}) != len(outputs):
         raise dnnlib.UserError("The output paths must differ from each other")
 
-    pose = pose_features.load_pose(input_pose)
-    info = video_io.video_info(input_video)
-    num_pose = pose.body.data.shape[0]
-    if info.num_frames == 0:
-        raise dnnlib.UserError(f"Video {input_video} has no frames")
-    if num_pose != info.num_frames:
-        if not allow_frame_mismatch:
-            raise dnnlib.UserError(f"Pose {input_pose} has {num_pose} frames but video {input_video} has "
-                                   f"{info.num_frames}; they must describe the same frames (pass "
-                                   f"--allow_frame_mismatch to use the first {min(num_pose, info.num_frames)})")
-        log.warning("Pose has %d frames, video %d: using the first %d", num_pose, info.num_frames,
-                    min(num_pose, info.num_frames))
-    if info.fps > 0 and pose.body.fps and abs(float(pose.body.fps) - info.fps) > 0.01:
-        log.warning("Pose frame rate %.3g differs from the video's %.3g; pairing frames by index",
-                    float(pose.body.fps), info.fps)
-    num = min(num_pose, info.num_frames)
-    if max_frames is not None:
-        num = min(num, max_frames)
+    # Every clip is checked before anything is cropped: the archives are written once, at the end.
+    clips = []
+    for video_path, pose_path in find_clips(input_video, input_pose):
+        pose = pose_features.load_pose(pose_path, require_hands=False)  # crops need shoulders; rest clips count
+        info = video_io.video_info(video_path)
+        num_pose = pose.body.data.shape[0]
+        if info.num_frames == 0:
+            raise dnnlib.UserError(f"Video {video_path} has no frames")
+        if num_pose != info.num_frames:
+            if not allow_frame_mismatch:
+                raise dnnlib.UserError(f"Pose {pose_path} has {num_pose} frames but video {video_path} has "
+                                       f"{info.num_frames}; they must describe the same frames (pass "
+                                       f"--allow_frame_mismatch to use the first {min(num_pose, info.num_frames)})")
+            log.warning("Pose %s has %d frames, video %d: using the first %d", pose_path, num_pose,
+                        info.num_frames, min(num_pose, info.num_frames))
+        if info.fps > 0 and pose.body.fps and abs(float(pose.body.fps) - info.fps) > 0.01:
+            log.warning("Pose %s frame rate %.3g differs from the video's %.3g; pairing frames by index",
+                        pose_path, float(pose.body.fps), info.fps)
+        num = min(num_pose, info.num_frames)
+        if max_frames is not None:
+            num = min(num, max_frames)
+        clips.append((video_path, pose_path, pose, info, num))
+    several = os.path.isdir(input_video)
 
-    crops = _Crops(pose, (info.width, info.height), crop_scale, hand_scale)
-    stats = {"frames": 0, "images": 0, "skipped_no_person": 0, "hand_images": 0, "hands_not_found": 0}
-    index: dict[str, Any] = {"source_video": os.path.basename(input_video), "source_pose": os.path.basename(input_pose),
+    stats = {"frames": 0, "images": 0, "skipped_no_person": 0, "hand_images": 0, "hands_not_found": 0,
+             "clips": len(clips)}
+    index: dict[str, Any] = {"source_video": os.path.basename(os.path.normpath(input_video)),
+                             "source_pose": os.path.basename(os.path.normpath(input_pose)),
                              "resolution": resolution, "crop": f"square, centre between the shoulders, side "
                              f"{crop_scale:g} x shoulder width", "images": [], "skipped_frames": []}
+    if several:
+        index["clips"] = [{"video": os.path.basename(v), "pose": os.path.basename(p), "frames": n}
+                          for v, p, _pose, _info, n in clips]
     hand_index: dict[str, Any] = {**index, "crop": f"square, centre at MIDDLE_FINGER_MCP, side {hand_scale:g} x "
                                   f"shoulder width", "images": []}
     hand_index.pop("skipped_frames")
@@ -255,14 +295,15 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
         renders = stack.enter_context(_zip_output(stack, render_output_path, "--render_output_path", zipfile.ZIP_STORED))
         hands = stack.enter_context(_zip_output(stack, hands_output_path, "--hands_output_path", zipfile.ZIP_STORED))
 
-        def emit(archive: zipfile.ZipFile, prefix: str, n: int, frame: np.ndarray, i: int, crop, entry: dict) -> bool:
+        def emit(archive: zipfile.ZipFile, prefix: str, n: int, frame: np.ndarray, pose, scale: np.ndarray, i: int,
+                 crop, entry: dict) -> bool:
             img = crop_square(frame, *crop, resolution, pad=pad)
             if img is None:
                 return False
             name = archive_name(n)
             archive.writestr(name, _png_bytes(img, png_compression))
             if poses is not None or renders is not None:
-                cpose = crop_pose_frame(pose, i, crop, crops.scale, resolution)
+                cpose = crop_pose_frame(pose, i, crop, scale, resolution)
                 if poses is not None:
                     poses.writestr(prefix + archive_name(n, ".pose"), _pose_bytes(cpose))
                 if renders is not None:
@@ -270,28 +311,35 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
             entry.update(name=name, frame=i, center=[round(crop[0], 3), round(crop[1], 3)], side=round(crop[2], 3))
             return True
 
-        frames = video_io.read_video(input_video, stop=num)
-        for i, frame in enumerate(tqdm(frames, total=num, unit="frame", desc="crops",
-                                       disable=None if progress is None else not progress)):
-            stats["frames"] += 1
-            body = crops.body(i)
-            entry: dict[str, Any] = {}
-            if body is None or not emit(images, "", stats["images"], frame, i, body, entry):
-                stats["skipped_no_person"] += 1
-                index["skipped_frames"].append(i)
-                continue
-            index["images"].append(entry)
-            stats["images"] += 1
-            if hands is None:
-                continue
-            for which in ("left", "right"):
-                hand = crops.hand(i, which)
-                entry = {"hand": which}
-                if hand is None or not emit(hands, "hands/", stats["hand_images"], frame, i, hand, entry):
-                    stats["hands_not_found"] += 1
-                    continue
-                hand_index["images"].append(entry)
-                stats["hand_images"] += 1
+        bar = tqdm(total=sum(c[4] for c in clips), unit="frame", desc="crops",
+                   disable=None if progress is None else not progress)
+        with bar:
+            for c, (video_path, _pose_path, pose, info, num) in enumerate(clips):
+                crops = _Crops(pose, (info.width, info.height), crop_scale, hand_scale)
+                clip = {"clip": c} if several else {}
+                for i, frame in enumerate(video_io.read_video(video_path, stop=num)):
+                    bar.update(1)
+                    stats["frames"] += 1
+                    body = crops.body(i)
+                    entry: dict[str, Any] = dict(clip)
+                    if body is None or not emit(images, "", stats["images"], frame, pose, crops.scale, i, body,
+                                                entry):
+                        stats["skipped_no_person"] += 1
+                        index["skipped_frames"].append([c, i] if several else i)
+                        continue
+                    index["images"].append(entry)
+                    stats["images"] += 1
+                    if hands is None:
+                        continue
+                    for which in ("left", "right"):
+                        hand = crops.hand(i, which)
+                        entry = {**clip, "hand": which}
+                        if hand is None or not emit(hands, "hands/", stats["hand_images"], frame, pose, crops.scale,
+                                                    i, hand, entry):
+                            stats["hands_not_found"] += 1
+                            continue
+                        hand_index["images"].append(entry)
+                        stats["hand_images"] += 1
 
         if stats["images"] == 0:
             raise dnnlib.UserError(f"No person found in any of the {stats['frames']} frames of {input_video} "
@@ -302,8 +350,8 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
             hands.writestr("dataset.json", json.dumps({"labels": None}))
             hands.writestr("frames.json", json.dumps(hand_index))
 
-    log.info("%d frames: %d crops written to %s, %d skipped (no person)%s", stats["frames"], stats["images"],
-             output_path, stats["skipped_no_person"],
+    log.info("%d frames%s: %d crops written to %s, %d skipped (no person)%s", stats["frames"],
+             f" of {len(clips)} clips" if several else "", stats["images"], output_path, stats["skipped_no_person"],
              f"; {stats['hand_images']} hand crops to {hands_output_path}, {stats['hands_not_found']} hands not found"
              if hand_crops else "")
     return stats
@@ -312,8 +360,10 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
 # Command line.
 
 @click.command()
-@click.option("--input_video", required=True, metavar="PATH", help="Video of the signer")
-@click.option("--input_pose", required=True, metavar="PATH", help="MediaPipe Holistic .pose of that video (one frame per video frame)")
+@click.option("--input_video", required=True, metavar="PATH",
+              help="Video of the signer, or a folder of videos (clips) of the signer")
+@click.option("--input_pose", required=True, metavar="PATH",
+              help="MediaPipe Holistic .pose of that video (one frame per video frame), or a folder of name.pose")
 @click.option("--output_path", required=True, metavar="ZIP", help="Dataset archive of the crops (.zip)")
 @click.option("--pose_output_path", metavar="ZIP", help="Crop-space poses: one .pose per image (.zip)")
 @click.option("--resolution", type=int, default=256, show_default=True, help="Side of the square crops (power of two)")
@@ -325,11 +375,11 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
 @click.option("--pad", type=click.Choice(["edge", "black"]), default="edge", show_default=True,
               help="Fill for crop parts outside the video")
 @click.option("--allow_frame_mismatch", is_flag=True, help="Use the first min(video, pose) frames when their counts differ")
-@click.option("--max_frames", type=int, metavar="INT", help="Stop after this many video frames")
+@click.option("--max_frames", type=int, metavar="INT", help="Stop after this many video frames (of each clip)")
 @click.option("--png_compression", type=int, default=0, show_default=True, help="PNG compression level 0..9")
 @dnnlib.util.cli_main
 def main(**kwargs) -> None:
-    """Crop a signing video, guided by its pose, into a training archive of square images."""
+    """Crop a signing video (or a folder of clips), guided by its pose, into a training archive of square images."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     video_to_images(**kwargs)
 
