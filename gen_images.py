@@ -25,18 +25,9 @@ from dnnlib.util import parse_range, parse_vec2
 from torch_utils import misc
 from training.inference import prepare_generator
 from training.rendering import class_label, load_generator, set_input_transform
-from utils.video_io import to_uint8
+from utils.video_io import save_png, to_uint8
 
 log = logging.getLogger(__name__)
-
-#----------------------------------------------------------------------------
-
-def save_png(array: np.ndarray, path: str) -> None:
-    import PIL.Image
-    mode = 'L' if array.shape[2] == 1 else 'RGB'
-    image = PIL.Image.fromarray(array[:, :, 0] if mode == 'L' else array, mode)
-    with dnnlib.util.atomic_write(path) as f:
-        image.save(f, format='PNG')
 
 #----------------------------------------------------------------------------
 

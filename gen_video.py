@@ -318,15 +318,14 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
     for path, name in zip(tqdm(paths, desc="poses", unit="pose", disable=disable), names):
         video = os.path.join(outdir, name + ".mp4")
         json_path = os.path.join(outdir, name + ".json") if consistency else None
-        if os.path.isfile(video) and (json_path is None or os.path.isfile(json_path)):
-            fig = _read_figures(json_path) if json_path is not None else None
-            if json_path is None or fig is not None:
-                kept += 1
-                if fig is not None:
-                    figures[name] = fig
-                    if "per_frame" in fig and not os.path.isfile(chart_path(json_path)):  # e.g. an older run's
-                        plot_consistency(fig, chart_path(json_path))
-                continue
+        fig = _read_figures(json_path) if json_path is not None and os.path.isfile(video) else None
+        if os.path.isfile(video) and (json_path is None or fig is not None):  # finished by an earlier run
+            kept += 1
+            if fig is not None:
+                figures[name] = fig
+                if "per_frame" in fig and not os.path.isfile(chart_path(json_path)):  # stopped before its chart
+                    plot_consistency(fig, chart_path(json_path))
+            continue
         try:
             pose = pose_features.load_pose(path)
             res = renderer.render(pose, path, video, fps=fps, truncation_psi=truncation_psi, smooth=smooth,
@@ -440,7 +439,7 @@ def _report_folder(res: dict[str, Any]) -> None:
         click.echo(f"Wrote {res['summary']} (pose consistency of {_count(res['consistency']['num_videos'], 'video')}: "
                    f"{_figures_line(res['consistency'])})")
     if res["failed"]:
-        path, reason = res["failed"][0]
+        reason = res["failed"][0][1]
         more = f" (and {len(res['failed']) - 1} more, logged above)" if len(res["failed"]) > 1 else ""
         raise dnnlib.UserError(f"{_count(len(res['failed']), 'pose')} could not be rendered{more}; first: {reason}")
 

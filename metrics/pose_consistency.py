@@ -195,9 +195,7 @@ def plot_consistency(fig: dict[str, Any], path: str, title: str | None = None) -
     """Draw the per-frame figures of one `pose_consistency` result as a PNG (atomic): for each part
     the input shows, its error per frame (shoulder widths) over time, with a tick under the plot at
     each frame where MediaPipe missed it."""
-    import matplotlib
-    matplotlib.use("Agg")  # files only; never a window
-    import matplotlib.figure
+    import matplotlib.figure  # a Figure of its own, not pyplot: draws to the file, leaves the caller's backend alone
 
     per_frame = fig.get("per_frame") or {}
     names = {key: comp for comp, key in COMPONENT_KEYS.items()}

@@ -160,3 +160,25 @@ def test_to_uint8():
     chw = video_io.to_uint8(x[0].numpy())
     assert chw.shape == (1, 5, 3)
     np.testing.assert_array_equal(chw, y[0])
+
+
+def test_save_png_and_list_videos(tmp_path):
+    import PIL.Image
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    video_io.save_png(rgb, tmp_path / "rgb.png")
+    video_io.save_png(rgb[:, :, :1], tmp_path / "grey.png")
+    with PIL.Image.open(tmp_path / "rgb.png") as a, PIL.Image.open(tmp_path / "grey.png") as b:
+        assert a.mode == "RGB" and np.array_equal(np.asarray(a), rgb)
+        assert b.mode == "L" and np.array_equal(np.asarray(b), rgb[:, :, 0])
+    with pytest.raises(ValueError, match="uint8"):
+        video_io.save_png(rgb.astype(np.float32), tmp_path / "f.png")
+    assert sorted(os.listdir(tmp_path)) == ["grey.png", "rgb.png"]
+    # Videos of a folder, by name; two of one name are refused.
+    for name in ("b.MOV", "a.mp4", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert video_io.list_videos(tmp_path) == {"a": str(tmp_path / "a.mp4"), "b": str(tmp_path / "b.MOV")}
+    (tmp_path / "a.mkv").write_bytes(b"")
+    with pytest.raises(dnnlib.UserError, match="several formats"):
+        video_io.list_videos(tmp_path)
+    with pytest.raises(dnnlib.UserError, match="not found"):
+        video_io.list_videos(tmp_path / "none")

@@ -162,11 +162,11 @@ def test_folder_of_clips_into_one_archive(data_dir, tmp_path):
     out = tmp_path / "all.zip"
     stats = video_to_images(str(tmp_path / "videos"), str(tmp_path / "poses"), str(out), resolution=RES,
                             progress=False)
-    assert stats["clips"] == 2 and stats["frames"] == 11 and stats["images"] + stats["skipped_no_person"] == 11
+    assert stats["clips"] == 2 and stats["frames"] == 11 and stats["images"] == 11  # the signer is in every frame
     with zipfile.ZipFile(out) as z:
         index = json.loads(z.read("frames.json"))
         assert [c["video"] for c in index["clips"]] == ["a.mp4", "b.mp4"]
-        assert [(e["clip"], e["frame"]) for e in index["images"]][:1] == [(0, 0)]
+        assert [(e["clip"], e["frame"]) for e in index["images"]] == [(0, i) for i in range(5)] + [(1, i) for i in range(6)]
         first_b = next(e["name"] for e in index["images"] if e["clip"] == 1)
         mixed = _read_png(z, first_b)
     assert len(ImageFolderDataset(str(out))) == stats["images"]
@@ -183,8 +183,14 @@ def test_folder_of_clips_into_one_archive(data_dir, tmp_path):
     assert not (tmp_path / "x.zip").exists()
     with pytest.raises(dnnlib.UserError, match="both be folders"):
         video_to_images(str(tmp_path / "videos"), str(tmp_path / "poses" / "a.pose"), str(tmp_path / "x.zip"))
-    with pytest.raises(dnnlib.UserError, match="No video in"):
+    (tmp_path / "no-poses").mkdir()
+    with pytest.raises(dnnlib.UserError, match="No video in .* has a pose of the same name"):
+        video_to_images(str(tmp_path / "videos"), str(tmp_path / "no-poses"), str(tmp_path / "x.zip"))
+    with pytest.raises(dnnlib.UserError, match="No videos in"):
         video_to_images(str(tmp_path / "poses"), str(tmp_path / "poses"), str(tmp_path / "x.zip"))
+    (tmp_path / "videos" / "a.mkv").write_bytes(b"")
+    with pytest.raises(dnnlib.UserError, match="several formats"):
+        video_to_images(str(tmp_path / "videos"), str(tmp_path / "poses"), str(tmp_path / "x.zip"))
 
 
 def test_bad_inputs(data_dir, tmp_path):

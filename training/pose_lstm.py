@@ -679,7 +679,6 @@ class Preview:
                  batch: int, held_out: bool):
         from utils.pose_render import render_pose_frame
         self.G, self.pair, self.device, self.batch = G, pair, device, batch
-        self.num_frames = num_frames
         self.res = int(G.img_resolution)
         self.idx = preview_indices(pair.valid, num_frames)
         pose = pose_features.load_pose(os.path.join(pairs_dir, pair.name + ".pose"), require_hands=False)
@@ -709,13 +708,6 @@ class Preview:
                 ("G(LSTM's W)", [real["frames"][i] for i in idx]),
                 ("MediaPipe on it", [render_pose_frame(real["estimate"], i, size) for i in idx])]))
         return preview_sheet(sections)
-
-
-def write_png(image: np.ndarray, path: str) -> None:
-    """Write an `[H, W, 3]` uint8 image as PNG, atomically."""
-    import PIL.Image
-    with dnnlib.util.atomic_write(path) as f:
-        PIL.Image.fromarray(image).save(f, format="PNG")
 
 
 def _augment_pairs(augment_dir: str, up_to_step: int, spec, w_dim: int, num_ws: int) -> list[Pair]:
@@ -754,6 +746,7 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
 
     from torch_utils import misc
     from training.rendering import load_generator
+    from utils.video_io import save_png
 
     opts.check()
     device = misc.get_device(opts.device)
@@ -871,7 +864,7 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
                                                     for k, v in result.items() if k != "step"))
             picture = preview.picture(model, real_preview) if preview is not None else None
             if picture is not None:
-                write_png(picture, os.path.join(opts.outdir, f"preview-{step:06d}.png"))
+                save_png(picture, os.path.join(opts.outdir, f"preview-{step:06d}.png"), what="preview")
             if writer is not None:
                 for k, v in result.items():
                     if k != "step" and isinstance(v, (int, float)):

@@ -37,12 +37,12 @@ import time
 from typing import Any, Callable
 
 import numpy as np
-import PIL.Image
 import torch
 
 import dnnlib
 from torch_utils import distributed, misc, training_stats
 from torch_utils.ops import conv2d_gradfix, cpu_kernels, grid_sample_gradfix
+from utils.video_io import save_png
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +158,7 @@ def save_image_grid(images: np.ndarray | torch.Tensor, path: str, drange: tuple[
     _n, c, h, w = images.shape
     tiles = images.reshape(gh, gw, c, h, w).transpose(0, 3, 1, 4, 2).reshape(gh * h, gw * w, c)
     assert c in (1, 3), f'cannot write images with {c} channels'
-    image = PIL.Image.fromarray(tiles[:, :, 0] if c == 1 else tiles, 'L' if c == 1 else 'RGB')
-    with dnnlib.util.atomic_write(path) as f:
-        image.save(f, format='PNG')
+    save_png(tiles, path)
 
 #----------------------------------------------------------------------------
 # Training phases, gradient synchronisation and the EMA of G.

@@ -39,8 +39,7 @@ def main(video: str, output: str, skip_existing: bool) -> None:
         click.echo(f"{output}: wrote {len(res['written'])} poses, kept {len(res['kept'])} from an earlier run"
                    + (f", {len(res['failed'])} failed" if res["failed"] else ""))
         if res["failed"]:
-            path, reason = res["failed"][0]
-            n = len(res["failed"])
+            reason, n = res["failed"][0][1], len(res["failed"])
             raise dnnlib.UserError(f"No pose for {n} video{'' if n == 1 else 's'} (logged above); first: {reason}")
         return
     pose = estimate_video_pose(video, output, skip_existing=skip_existing)

@@ -206,30 +206,19 @@ def _estimate_in_parts(video_path, frames: Iterator[np.ndarray], info, fps: floa
 
 
 def estimate_folder_poses(video_dir: str, out_dir: str, progress: bool | None = None) -> dict:
-    """A `<name>.pose` in `out_dir` for every video `<name>.<ext>` in `video_dir` (`video_io.VIDEO_EXTENSIONS`).
+    """A `<name>.pose` in `out_dir` for every video `<name>.<ext>` in `video_dir` (`video_io.list_videos`).
 
     Poses that exist are kept, so a stopped run continues. A video that cannot be read is logged and
     the others go on. Returns `{"written": [names], "kept": [names], "failed": [(video, reason)]}`.
     Raises `dnnlib.UserError` when the folder holds no video or MediaPipe is missing."""
     from tqdm import tqdm
 
-    if not os.path.isdir(video_dir):
-        raise dnnlib.UserError(f"Video folder not found: {video_dir}")
-    videos = sorted(os.path.join(video_dir, f) for f in os.listdir(video_dir)
-                    if os.path.splitext(f)[1].lower() in video_io.VIDEO_EXTENSIONS
-                    and os.path.isfile(os.path.join(video_dir, f)))
-    if not videos:
-        raise dnnlib.UserError(f"No videos in {video_dir} ({', '.join(sorted(video_io.VIDEO_EXTENSIONS))})")
-    stems = [os.path.splitext(os.path.basename(v))[0] for v in videos]
-    twins = sorted({s for s in stems if stems.count(s) > 1})
-    if twins:
-        raise dnnlib.UserError(f"Videos {', '.join(twins)} exist in several formats in {video_dir}; their poses "
-                               f"would share a name: keep one of each")
+    videos = video_io.list_videos(video_dir)
     require_estimator()
     dnnlib.util.make_dirs(out_dir, "output folder")
     result: dict = {"written": [], "kept": [], "failed": []}
-    bar = tqdm(videos, desc="videos", unit="video", disable=None if progress is None else not progress)
-    for video, name in zip(bar, stems):
+    for name, video in tqdm(videos.items(), desc="videos", unit="video",
+                            disable=None if progress is None else not progress):
         out = os.path.join(out_dir, name + ".pose")
         if os.path.isfile(out):
             result["kept"].append(name)

@@ -6,6 +6,7 @@
   written under a temporary name next to `path` and renamed on a successful close, so it appears
   complete or not at all.
 - `to_uint8(img)`: NCHW float images in [-1, 1] (generator output) to NHWC uint8 arrays.
+- `save_png(image, path)`: one `[H, W, 1 or 3]` (or `[H, W]`) uint8 image as a PNG, atomically.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Iterator
 import numpy as np
 
 import dnnlib
-from dnnlib.util import atomic_path
+from dnnlib.util import atomic_path, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,29 @@ log = logging.getLogger(__name__)
 # Reading.
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"}  # ffmpeg reads
+
+
+def list_videos(folder: str | os.PathLike) -> dict[str, str]:
+    """The videos of `folder` (files with a `VIDEO_EXTENSIONS` suffix) by name without extension, sorted.
+    Raises `dnnlib.UserError` when the folder is missing or holds no video, or two videos share a name
+    (a.mp4 and a.mkv: what is made from them, named after them, would collide)."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise dnnlib.UserError(f"Video folder not found: {folder}")
+    videos: dict[str, str] = {}
+    twins = set()
+    for f in sorted(os.listdir(folder)):
+        stem, ext = os.path.splitext(f)
+        if ext.lower() in VIDEO_EXTENSIONS and os.path.isfile(os.path.join(folder, f)):
+            if stem in videos:
+                twins.add(stem)
+            videos[stem] = os.path.join(folder, f)
+    if twins:
+        raise dnnlib.UserError(f"Videos {', '.join(sorted(twins))} exist in several formats in {folder}; what is "
+                               f"made from them would share a name: keep one of each")
+    if not videos:
+        raise dnnlib.UserError(f"No videos in {folder} ({', '.join(sorted(VIDEO_EXTENSIONS))})")
+    return videos
 
 
 @dataclasses.dataclass(frozen=True)
@@ -322,5 +346,19 @@ def to_uint8(img: Any) -> np.ndarray:
     if x.ndim == 3:
         return np.ascontiguousarray(x.transpose(1, 2, 0))
     raise ValueError(f"to_uint8 expects [N, C, H, W] or [C, H, W] images, got shape {tuple(x.shape)}")
+
+#----------------------------------------------------------------------------
+# Still images.
+
+def save_png(image: np.ndarray, path: str | os.PathLike, what: str = "image") -> None:
+    """Write a `[H, W]`, `[H, W, 1]` or `[H, W, 3]` uint8 image as a PNG, atomically."""
+    import PIL.Image
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise ValueError(f"save_png: expected [H, W(, 1 or 3)] uint8, got {image.dtype} {list(image.shape)}")
+    with atomic_write(path, "wb", what=what) as f:
+        PIL.Image.fromarray(image, "L" if image.ndim == 2 else "RGB").save(f, format="PNG")
 
 #----------------------------------------------------------------------------

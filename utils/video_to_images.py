@@ -138,16 +138,22 @@ class _Crops:
         return float(cx), float(cy), self.hand_scale * width
 
 
+def _without_world(pose):
+    """`pose` without its world landmarks (metres, not pixels: nothing to crop)."""
+    keep = [c.name for c in pose.header.components if "WORLD" not in c.name]
+    return pose.get_components(keep) if len(keep) != len(pose.header.components) else pose
+
+
 def crop_pose_frame(pose, index: int, crop: tuple[float, float, float], video_scale: np.ndarray, resolution: int):
     """Frame `index` of `pose` as a one-frame Pose in the coordinates of a crop (cx, cy, side in
     video pixels) resized to `resolution`: header `resolution` x `resolution`, x, y in crop
-    pixels, z and confidence unchanged, world landmarks dropped, points not found set to 0."""
+    pixels, z and confidence unchanged, world landmarks dropped, points not found set to 0. (Dropping
+    them copies the whole pose: for many frames pass a pose already without them, `_without_world`.)"""
     from pose_format import Pose
     from pose_format.numpy import NumPyPoseBody
     from pose_format.pose_header import PoseHeader, PoseHeaderDimensions
 
-    keep = [c.name for c in pose.header.components if "WORLD" not in c.name]
-    sub = pose.get_components(keep) if len(keep) != len(pose.header.components) else pose
+    sub = _without_world(pose)
     data = np.ma.getdata(sub.body.data)[index:index + 1, :1].astype(np.float32).copy()
     conf = np.asarray(sub.body.confidence, dtype=np.float32)[index:index + 1, :1].copy()
     cx, cy, side = crop
@@ -208,11 +214,13 @@ def find_clips(input_video: str, input_pose: str) -> list[tuple[str, str]]:
     if not (video_dir and pose_dir):
         raise dnnlib.UserError("--input_video and --input_pose must both be files, or both be folders "
                                f"(got {input_video} and {input_pose})")
-    videos = sorted(f for f in os.listdir(input_video) if os.path.splitext(f)[1].lower() in video_io.VIDEO_EXTENSIONS)
     clips, missing = [], []
-    for f in videos:
-        pose_path = os.path.join(input_pose, os.path.splitext(f)[0] + ".pose")
-        (clips.append((os.path.join(input_video, f), pose_path)) if os.path.isfile(pose_path) else missing.append(f))
+    for name, video in video_io.list_videos(input_video).items():
+        pose_path = os.path.join(input_pose, name + ".pose")
+        if os.path.isfile(pose_path):
+            clips.append((video, pose_path))
+        else:
+            missing.append(os.path.basename(video))
     if missing:
         log.warning("%d videos have no pose in %s and are left out: %s%s", len(missing), input_pose,
                     ", ".join(missing[:5]), " ..." if len(missing) > 5 else "")
@@ -252,7 +260,8 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
     if len({os.path.abspath(p) for p in outputs}) != len(outputs):
         raise dnnlib.UserError("The output paths must differ from each other")
 
-    # Every clip is checked before anything is cropped: the archives are written once, at the end.
+    # Every clip is checked before anything is cropped (the archives are written once, at the end); its
+    # pose is read again when its turn comes, so that memory holds one clip's pose, not all of them.
     clips = []
     for video_path, pose_path in find_clips(input_video, input_pose):
         pose = pose_features.load_pose(pose_path, require_hands=False)  # crops need shoulders; rest clips count
@@ -273,7 +282,7 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
         num = min(num_pose, info.num_frames)
         if max_frames is not None:
             num = min(num, max_frames)
-        clips.append((video_path, pose_path, pose, info, num))
+        clips.append((video_path, pose_path, info, num))
     several = os.path.isdir(input_video)
 
     stats = {"frames": 0, "images": 0, "skipped_no_person": 0, "hand_images": 0, "hands_not_found": 0,
@@ -284,7 +293,7 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
                              f"{crop_scale:g} x shoulder width", "images": [], "skipped_frames": []}
     if several:
         index["clips"] = [{"video": os.path.basename(v), "pose": os.path.basename(p), "frames": n}
-                          for v, p, _pose, _info, n in clips]
+                          for v, p, _info, n in clips]
     hand_index: dict[str, Any] = {**index, "crop": f"square, centre at MIDDLE_FINGER_MCP, side {hand_scale:g} x "
                                   f"shoulder width", "images": []}
     hand_index.pop("skipped_frames")
@@ -311,10 +320,11 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
             entry.update(name=name, frame=i, center=[round(crop[0], 3), round(crop[1], 3)], side=round(crop[2], 3))
             return True
 
-        bar = tqdm(total=sum(c[4] for c in clips), unit="frame", desc="crops",
+        bar = tqdm(total=sum(c[3] for c in clips), unit="frame", desc="crops",
                    disable=None if progress is None else not progress)
         with bar:
-            for c, (video_path, _pose_path, pose, info, num) in enumerate(clips):
+            for c, (video_path, pose_path, info, num) in enumerate(clips):
+                pose = _without_world(pose_features.load_pose(pose_path, require_hands=False))
                 crops = _Crops(pose, (info.width, info.height), crop_scale, hand_scale)
                 clip = {"clip": c} if several else {}
                 for i, frame in enumerate(video_io.read_video(video_path, stop=num)):
