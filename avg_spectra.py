@@ -20,6 +20,7 @@ without a display the figures are written next to the first .npz file.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -132,9 +133,11 @@ def average_spectrum(images: Iterator[torch.Tensor], mean: float = 0.0, std: flo
 
 
 def save_spectrum(dest: str, spectrum: np.ndarray, image_size: int, **meta) -> None:
+    buf = io.BytesIO()  # the archive is built in memory: a failed write cannot leave numpy's zip writer half-open
+    np.savez(buf, spectrum=spectrum.astype(np.float64), image_size=np.int64(image_size),
+             **{k: np.asarray(v) for k, v in meta.items()})
     with dnnlib.util.atomic_write(dest) as f:
-        np.savez(f, spectrum=spectrum.astype(np.float64), image_size=np.int64(image_size),
-                 **{k: np.asarray(v) for k, v in meta.items()})
+        f.write(buf.getvalue())
 
 
 def load_spectrum(path: str) -> tuple[np.ndarray, int]:
@@ -176,8 +179,12 @@ def _finish(plt, fig, save: str | None, default: str) -> str | None:
         plt.show()
         return None
     path = save or default
+    fmt = os.path.splitext(path)[1].lower().lstrip(".") or "png"
+    if fmt not in fig.canvas.get_supported_filetypes():
+        plt.close(fig)
+        raise dnnlib.UserError(f"--save={path}: matplotlib cannot write .{fmt} files; use .png, .pdf or .svg")
     with dnnlib.util.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format=fmt, dpi=100)
     plt.close(fig)
     return path
 
@@ -262,12 +269,12 @@ def stats(source: str, num: int | None, seed: int, device: str) -> None:
 @click.option("--source", required=True, metavar="PATH", help="Dataset folder or zip, or network .pkl / URL")
 @click.option("--dest", required=True, metavar="NPZ", help="Where to save the spectrum (.npz)")
 @click.option("--num", type=click.IntRange(min=1), metavar="N", help="Number of images [default: all / 1000]")
-@click.option("--mean", type=float, default=0.0, show_default=True, help="Pixel mean to subtract (from 'stats')")
-@click.option("--std", type=float, default=1.0, show_default=True, help="Pixel std to divide by (from 'stats')")
+@click.option("--mean", type=dnnlib.util.finite_float(), default=0.0, show_default=True, help="Pixel mean to subtract (from 'stats')")
+@click.option("--std", type=dnnlib.util.finite_float(), default=1.0, show_default=True, help="Pixel std to divide by (from 'stats')")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (subset / latents)")
-@click.option("--beta", type=float, default=8.0, show_default=True, help="Kaiser window shape")
+@click.option("--beta", type=dnnlib.util.finite_float(), default=8.0, show_default=True, help="Kaiser window shape")
 @click.option("--interp", type=click.IntRange(min=1), default=4, show_default=True, help="Zero-padding factor")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
+@click.option("--trunc", "truncation_psi", type=dnnlib.util.finite_float(), default=1.0, show_default=True,
               help="Truncation psi (network sources)")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Images per batch")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -287,7 +294,7 @@ def calc(source: str, dest: str, num: int | None, mean: float, std: float, seed:
 @main.command()
 @click.argument("npz_file", metavar="NPZ")
 @click.option("--save", metavar="PNG", help="Save the figure here [default: show it, or NPZ stem + -heatmap.png]")
-@click.option("--smooth", type=float, default=1.25, show_default=True, help="Gaussian smoothing (image pixels)")
+@click.option("--smooth", type=dnnlib.util.finite_float(), default=1.25, show_default=True, help="Gaussian smoothing (image pixels)")
 @dnnlib.util.cli_main
 def heatmap(npz_file: str, save: str | None, smooth: float) -> None:
     """Plot a spectrum as a 2-D heatmap (dB)."""
@@ -299,7 +306,7 @@ def heatmap(npz_file: str, save: str | None, smooth: float) -> None:
 @main.command()
 @click.argument("npz_files", metavar="NPZ...", nargs=-1, required=True)
 @click.option("--save", metavar="PNG", help="Save the figure here [default: show it, or first NPZ stem + -slices.png]")
-@click.option("--smooth", type=float, default=0.0, show_default=True, help="Gaussian smoothing (image pixels)")
+@click.option("--smooth", type=dnnlib.util.finite_float(), default=0.0, show_default=True, help="Gaussian smoothing (image pixels)")
 @dnnlib.util.cli_main
 def slices(npz_files: tuple[str, ...], save: str | None, smooth: float) -> None:
     """Plot horizontal and diagonal slices of one or more spectra (dB)."""

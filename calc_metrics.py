@@ -90,8 +90,8 @@ def resolve_dataset_kwargs(network_pkl: str, snapshot: dict, data: str | None, m
         kwargs, source = _run_dataset_kwargs(find_run_dir(network_pkl)), "training_options.json"
         if kwargs is None and isinstance(snapshot.get("training_set_kwargs"), dict):
             kwargs, source = dict(snapshot["training_set_kwargs"]), "the network pickle"
+    needed = [m for m in metrics if metric_main.needs_dataset(m)]
     if kwargs is None:
-        needed = [m for m in metrics if metric_main.needs_dataset(m)]
         if needed or G.c_dim > 0:
             why = f"{', '.join(needed)} compare{'s' if len(needed) == 1 else ''} with real images" if needed \
                 else "the generator is conditional (its labels come from the dataset)"
@@ -106,6 +106,10 @@ def resolve_dataset_kwargs(network_pkl: str, snapshot: dict, data: str | None, m
     if isinstance(path, str):
         kwargs.path = os.path.expanduser(path)
         if not dnnlib.util.is_url(kwargs.path) and not os.path.exists(kwargs.path):
+            if source != "--data" and not needed and G.c_dim == 0:  # the metrics use G alone
+                log.warning("Dataset %s (from %s) not found; %s need%s no dataset", kwargs.path, source,
+                            ", ".join(metrics), "s" if len(metrics) == 1 else "")
+                return None
             raise dnnlib.UserError(f"Dataset not found: {kwargs.path} (from {source}); pass --data=PATH")
     if isinstance(path, str) and not dnnlib.util.is_url(kwargs.path):
         # Open it now (names and the first image only): a bad dataset fails before detectors are fetched.

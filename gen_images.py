@@ -34,13 +34,13 @@ log = logging.getLogger(__name__)
 @click.command()
 @click.option('--network', 'network_pkl', required=True, metavar='PATH|URL', help='Network pickle (trusted files only)')
 @click.option('--seeds', required=True, metavar='LIST', help="Seeds, e.g. '0-3,7'")
-@click.option('--trunc', 'truncation_psi', type=float, default=1, show_default=True, help='Truncation psi')
+@click.option('--trunc', 'truncation_psi', type=dnnlib.util.finite_float(), default=1, show_default=True, help='Truncation psi')
 @click.option('--class', 'class_idx', type=int, default=None, help='Class label (conditional networks only)')
 @click.option('--noise-mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True,
               help='Noise inputs (StyleGAN2)')
 @click.option('--translate', default='0,0', show_default=True, metavar='X,Y',
               help='Move the image (StyleGAN3), in image widths')
-@click.option('--rotate', type=float, default=0, show_default=True, metavar='DEG', help='Rotate the image (StyleGAN3)')
+@click.option('--rotate', type=dnnlib.util.finite_float(), default=0, show_default=True, metavar='DEG', help='Rotate the image (StyleGAN3)')
 @click.option('--outdir', required=True, metavar='DIR', help='Where to write seed%04d.png')
 @click.option('--device', default='auto', show_default=True, help='auto, cpu or cuda')
 @click.option('--precision', type=click.Choice(['auto', 'fp32', 'bf16']), default='auto', show_default=True,
@@ -53,18 +53,15 @@ def generate_images(network_pkl: str, seeds: str, truncation_psi: float, class_i
     \b
     python gen_images.py --network=snapshot.pkl --seeds=0-3 --trunc=0.7 --outdir=out
     python gen_images.py --network=stylegan3-r.pkl --seeds=5 --translate=0.1,0 --rotate=10 --outdir=out"""
-    seed_list = parse_range(seeds, '--seeds')
+    seed_list = parse_range(seeds, '--seeds', max_value=2 ** 32 - 1)
     if not seed_list:
         raise dnnlib.UserError("--seeds: no seeds given")
-    bad = [s for s in seed_list if s >= 2 ** 32]
-    if bad:
-        raise dnnlib.UserError(f"--seeds: {bad[0]} is too large (seeds are 0 .. 2**32-1)")
     shift = parse_vec2(translate, '--translate')
     dev = misc.get_device(device)
-    dnnlib.util.make_dirs(outdir, "output folder")
 
     log.info('Loading %s', network_pkl)
     G = load_generator(network_pkl, dev)
+    dnnlib.util.make_dirs(outdir, "output folder")  # after loading: a bad --network leaves no empty folder
     c = class_label(G, class_idx, dev)
     if shift != (0, 0) or rotate != 0:
         set_input_transform(G, shift, rotate)

@@ -5,7 +5,8 @@ Pose mode (the pose-to-latent LSTM maps each pose frame to W; G renders it):
     python gen_video.py --pose=sign.pose --network=G.pkl --lstm=lstm.pt --output=out.mp4 \\
         [--side-by-side] [--consistency] [--smooth=1.5] [--trunc=1]
 
-writes one frame per pose frame at the pose's frame rate (or `--fps`, resampling the pose), frames
+writes one frame per pose frame at the pose's frame rate (or at `--fps`: the latents are interpolated
+in time, so the motion stays that of the pose), frames
 streamed to the H.264 encoder in batches so memory does not grow with the length. With
 `--consistency` the rendered frames' poses are estimated with MediaPipe and the pose-consistency
 figures (`metrics/pose_consistency.py`) are written to `out.json` next to the video, and the error
@@ -177,21 +178,25 @@ class PoseVideoRenderer:
 
         _check_pose_options(smooth, fps)
         G, dev, batch = self.G, self.device, self.batch
-        feats = pose_features.features_from_pose(pose, self.spec, name=pose_path)
         pose_fps = float(pose.body.fps)
+        if not pose_fps > 0:  # a header without a frame rate: --fps is the pose's rate
+            if fps is None:
+                raise dnnlib.UserError(f"Pose {pose_path} has no frame rate ({pose_fps}); pass its rate with --fps")
+            pose_fps = float(fps)
+        feats = pose_features.features_from_pose(pose, self.spec, name=pose_path, pose_fps=pose_fps)
+        # The LSTM runs at the rate it was trained at (the spec's, else the pose's own); its latents are
+        # then resampled to the output rate, so --fps changes the frame rate, not the motion.
         feat_fps = self.spec.fps if self.spec.fps is not None else pose_fps
         out_fps = float(fps) if fps is not None else pose_fps
-        if not out_fps > 0:
-            raise dnnlib.UserError(f"Pose {pose_path} has frame rate {pose_fps}; pass --fps")
-        if abs(out_fps - feat_fps) > 1e-9:
-            feats = pose_features.resample_features(feats, self.spec, feat_fps, out_fps)
-        num_frames = int(feats.shape[0])
+        num_feats = int(feats.shape[0])
+        num_frames = pose_lstm.resampled_length(num_feats, feat_fps, out_fps)
         res = int(G.img_resolution)
 
         writer = VideoWriter(output, fps=out_fps)  # an unwritable output fails here, before rendering
         try:
             log.info(describe_render_path(G, dev, batch, self.desc))
             ws = pose_lstm.iter_ws(self.model, feats, chunk=max(64, batch), device=dev)
+            ws = pose_lstm.resample_ws(ws, num_feats, feat_fps, out_fps)
             ws = truncate_ws(pose_lstm.smooth_ws(ws, smooth), G.mapping.w_avg, truncation_psi)
             drawings = (_pose_drawings(pose, res, _frame_index_map(num_frames, out_fps, pose_fps,
                                                                     pose.body.data.shape[0]))
@@ -285,7 +290,6 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
 
     Returns `{"rendered", "kept", "failed": [(pose path, reason)], "outdir"}`, with `consistency`
     also `"consistency"` (the pooled figures) and `"summary"` (its file)."""
-    import glob
 
     from tqdm import tqdm
 
@@ -295,7 +299,7 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
     _check_pose_options(smooth, fps)
     if not os.path.isdir(pose_dir):
         raise dnnlib.UserError(f"Pose folder not found: {pose_dir}")
-    paths = sorted(glob.glob(os.path.join(pose_dir, "*.pose")))
+    paths = dnnlib.util.list_files(pose_dir, [".pose"])
     if not paths:
         raise dnnlib.UserError(f"No .pose files in {pose_dir}")
     if os.path.splitext(outdir)[1].lower() == ".mp4":
@@ -368,9 +372,9 @@ def _read_figures(json_path: str) -> dict[str, Any] | None:
 @click.option("--lstm", metavar="FILE", help="Pose LSTM trained for this generator (pose mode)")
 @click.option("--output", required=True, metavar="FILE|DIR",
               help="Video to write (.mp4); a folder when --pose is one (name.mp4 per name.pose)")
-@click.option("--fps", type=float, default=None, help="Frame rate  [default: the pose's; 60 for walks]")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True, help="Truncation psi")
-@click.option("--smooth", type=float, default=0.0, show_default=True, metavar="FRAMES",
+@click.option("--fps", type=dnnlib.util.finite_float(), default=None, help="Frame rate  [default: the pose's; 60 for walks]")
+@click.option("--trunc", "truncation_psi", type=dnnlib.util.finite_float(), default=1.0, show_default=True, help="Truncation psi")
+@click.option("--smooth", type=dnnlib.util.finite_float(), default=0.0, show_default=True, metavar="FRAMES",
               help="Gaussian smoothing of the latents over time (standard deviation in frames; pose mode)")
 @click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Frames per synthesis call")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
@@ -415,10 +419,12 @@ def main(pose_path: str | None, network: str, lstm: str | None, output: str, fps
     else:
         if lstm is not None or side_by_side or consistency or smooth:
             raise dnnlib.UserError("--lstm, --side-by-side, --consistency and --smooth apply to pose mode (--pose)")
-        res = render_walk_video(network, parse_range(seeds, "--seeds"), output, grid=parse_grid(grid),
-                                w_frames=w_frames, kind=kind, num_keyframes=num_keyframes,
-                                truncation_psi=truncation_psi, fps=fps or 60.0, batch=batch, device=device,
-                                precision=precision)
+        if fps is not None and not fps > 0:
+            raise dnnlib.UserError(f"--fps must be positive, got {fps}")
+        res = render_walk_video(network, parse_range(seeds, "--seeds", max_value=2 ** 32 - 1), output,
+                                grid=parse_grid(grid), w_frames=w_frames, kind=kind, num_keyframes=num_keyframes,
+                                truncation_psi=truncation_psi, fps=60.0 if fps is None else fps, batch=batch,
+                                device=device, precision=precision)
     click.echo(f"Wrote {res['path']} ({res['num_frames']} frames at {res['fps']:g} fps, "
                f"{res['width']}x{res['height']})")
     if "json" in res:

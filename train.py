@@ -86,7 +86,7 @@ class GridSize(click.ParamType):
 @click.option('--data', help='Training data (zip or folder made by dataset_tool.py)', metavar='[ZIP|DIR]', type=str)
 @click.option('--gpus', help='Number of GPUs (processes) to use', metavar='INT', type=click.IntRange(min=1))
 @click.option('--batch', help='Total batch size', metavar='INT', type=click.IntRange(min=1))
-@click.option('--gamma', help='R1 regularisation weight', metavar='FLOAT', type=click.FloatRange(min=0))
+@click.option('--gamma', help='R1 regularisation weight', metavar='FLOAT', type=dnnlib.util.finite_float(min=0))
 @click.option('--cond', help='Train a conditional model (labels from dataset.json)', metavar='BOOL', type=bool,
               default=False, show_default=True)
 @click.option('--mirror', help='Add x-flipped copies of the images', metavar='BOOL', type=bool, default=False,
@@ -98,8 +98,8 @@ class GridSize(click.ParamType):
 @click.option('--freezed', help='Freeze the first layers of D', metavar='INT', type=click.IntRange(min=0), default=0,
               show_default=True)
 @click.option('--p', help='Augmentation probability for --aug=fixed', metavar='FLOAT',
-              type=click.FloatRange(min=0, max=1), default=0.2, show_default=True)
-@click.option('--target', help='ADA target value for --aug=ada', metavar='FLOAT', type=click.FloatRange(min=0, max=1),
+              type=dnnlib.util.finite_float(min=0, max=1), default=0.2, show_default=True)
+@click.option('--target', help='ADA target value for --aug=ada', metavar='FLOAT', type=dnnlib.util.finite_float(min=0, max=1),
               default=0.6, show_default=True)
 @click.option('--batch-gpu', help='Images per GPU per round (gradient accumulation below --batch/--gpus)',
               metavar='INT', type=click.IntRange(min=1))
@@ -108,8 +108,8 @@ class GridSize(click.ParamType):
 @click.option('--cmax', help='Max. feature maps', metavar='INT', type=click.IntRange(min=1), default=512,
               show_default=True)
 @click.option('--glr', help='G learning rate  [default: 0.0025 for stylegan3, 0.002 for stylegan2]', metavar='FLOAT',
-              type=click.FloatRange(min=0))
-@click.option('--dlr', help='D learning rate', metavar='FLOAT', type=click.FloatRange(min=0), default=0.002,
+              type=dnnlib.util.finite_float(min=0))
+@click.option('--dlr', help='D learning rate', metavar='FLOAT', type=dnnlib.util.finite_float(min=0), default=0.002,
               show_default=True)
 @click.option('--map-depth', help='Mapping network depth  [default: 2 for stylegan3, 8 for stylegan2]', metavar='INT',
               type=click.IntRange(min=1))

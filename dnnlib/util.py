@@ -27,7 +27,7 @@ import types
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def cli_main(fn: Callable) -> Callable:
         except UserError as e:
             raise click.ClickException(str(e)) from None
         except OSError as e:
-            if e.errno not in _DISK_FULL:
+            if e.errno not in DISK_FULL_ERRNOS:
                 raise
             where = f" while writing {e.filename}" if e.filename else ""
             raise click.ClickException(f"{e.strerror or 'No space left on device'}{where}; free some space "
@@ -83,7 +83,7 @@ def cli_main(fn: Callable) -> Callable:
     return wrapper
 
 
-_DISK_FULL = tuple(getattr(errno, name) for name in ("ENOSPC", "EDQUOT") if hasattr(errno, name))
+DISK_FULL_ERRNOS = tuple(getattr(errno, name) for name in ("ENOSPC", "EDQUOT") if hasattr(errno, name))
 
 #----------------------------------------------------------------------------
 # Atomic writes: a file appears complete under its final name, or not at all.
@@ -93,6 +93,17 @@ def _default_file_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def list_files(folder: str | os.PathLike, extensions: Iterable[str]) -> list[str]:
+    """Paths of the files in `folder` (not its subfolders) whose extension is one of `extensions`
+    (compared in lower case: '.pose' takes a.POSE too), sorted by name. Hidden files are left out:
+    the temporary files of interrupted atomic writes (`.name.*.tmp.ext`) and macOS's `._name`."""
+    exts = {e.lower() for e in extensions}
+    folder = os.fspath(folder)
+    return [os.path.join(folder, f) for f in sorted(os.listdir(folder))
+            if not f.startswith(".") and os.path.splitext(f)[1].lower() in exts
+            and os.path.isfile(os.path.join(folder, f))]
 
 
 def make_dirs(path: str | os.PathLike, what: str = "folder", exist_ok: bool = True) -> None:
@@ -225,13 +236,35 @@ def ask_yes_no(question: str) -> bool:
 #----------------------------------------------------------------------------
 # Parsing command-line values (shared by the scripts; errors name the option).
 
-def parse_range(s: str | int | list, name: str = "--seeds") -> list[int]:
+def finite_float(min: float | None = None, max: float | None = None, min_open: bool = False,
+                 max_open: bool = False) -> Any:
+    """A click parameter type for a finite float (click's own float takes 'nan' and 'inf'), within
+    the optional bounds, as in `click.FloatRange`."""
+    import click
+
+    bounded = min is not None or max is not None
+    base = click.FloatRange if bounded else click.types.FloatParamType
+
+    class FiniteFloat(base):
+        def convert(self, value, param, ctx):
+            v = super().convert(value, param, ctx)
+            if not math.isfinite(v):
+                self.fail(f"{value!r} is not a finite number", param, ctx)
+            return v
+
+    return FiniteFloat(min, max, min_open, max_open) if bounded else FiniteFloat()
+
+
+def parse_range(s: str | int | list, name: str = "--seeds", max_value: int | None = None) -> list[int]:
     """'0-3,7' -> [0, 1, 2, 3, 7]. Also accepts an int or a list of ints. Inclusive ranges,
-    order kept, duplicates kept. Raises UserError on anything else."""
+    order kept, duplicates kept. Raises UserError on anything else, and on values above
+    `max_value` (checked before a range is expanded)."""
     if isinstance(s, numbers.Integral) and not isinstance(s, bool):
-        return [int(s)]
+        s = str(int(s)) if s >= 0 else s
+        if not isinstance(s, str):
+            return [int(s)]
     if isinstance(s, (list, tuple)):
-        return [v for item in s for v in parse_range(item, name)]
+        return [v for item in s for v in parse_range(item, name, max_value)]
     if not isinstance(s, str):
         raise UserError(f"{name}: expected a list like '0-3,7', got {s!r}")
     values = []
@@ -245,6 +278,8 @@ def parse_range(s: str | int | list, name: str = "--seeds") -> list[int]:
         hi = int(m.group(2)) if m.group(2) is not None else lo
         if hi < lo:
             raise UserError(f"{name}: range {part!r} runs backwards; write it as '{hi}-{lo}'")
+        if max_value is not None and hi > max_value:
+            raise UserError(f"{name}: {hi} is too large; values go up to {max_value}")
         values.extend(range(lo, hi + 1))
     return values
 

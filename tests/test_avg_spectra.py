@@ -83,9 +83,13 @@ def test_command_line_dataset_and_network(tmp_path, monkeypatch):
     assert r.exit_code == 0 and (tmp_path / "fake-heatmap.png").is_file(), r.output
     r = run("slices", real, fake, f"--save={tmp_path / 'slices.png'}", "--smooth=1")
     assert r.exit_code == 0, r.output
-    for name in ("heat.png", "fake-heatmap.png", "slices.png"):
+    r = run("heatmap", real, f"--save={tmp_path / 'heat.jpg'}")  # the format follows the extension
+    assert r.exit_code == 0, r.output
+    for name in ("heat.png", "fake-heatmap.png", "slices.png", "heat.jpg"):
         with PIL.Image.open(tmp_path / name) as img:
-            assert img.format == "PNG" and img.size[0] > 300
+            assert img.format == ("JPEG" if name.endswith(".jpg") else "PNG") and img.size[0] > 300
+    r = run("heatmap", real, f"--save={tmp_path / 'heat.doc'}")
+    assert r.exit_code == 1 and "cannot write .doc files" in r.output and not (tmp_path / "heat.doc").exists()
 
 
 def test_one_line_errors(tmp_path):

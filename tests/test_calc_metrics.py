@@ -83,9 +83,14 @@ def test_snapshot_outside_a_run(material, tmp_path):
     bare = write_snapshot(tmp_path / "bare.pkl", G)
     one_line_error(invoke("--metrics=fid50k_full", f"--network={bare}", f"--inception={material['inception']}"),
                    "--data=PATH", "fid50k_full")
-    # Metrics that do not compare with real images need no dataset.
+    # Metrics that do not compare with real images need no dataset, nor the one the pickle names.
     r = invoke("--metrics=eqt50k_int,is50k", f"--network={bare}", f"--inception={material['inception']}", "--num=10")
     assert r.exit_code == 0, r.output
+    moved = write_snapshot(tmp_path / "moved.pkl", G, H.dataset_kwargs(str(tmp_path / "gone.zip")))
+    r = invoke("--metrics=eqt50k_int", f"--network={moved}", "--num=10")
+    assert r.exit_code == 0, r.output
+    assert "gone.zip" in r.output and "needs no dataset" in r.output  # said, not hidden
+    one_line_error(invoke("--metrics=eqt50k_int,fid50k_full", f"--network={moved}"), "gone.zip", "--data=PATH")
     # --data supplies it; --mirror adds flipped images (a different dataset: other statistics).
     fids = []
     for mirror in ("0", "1"):

@@ -165,6 +165,28 @@ def test_parse_range():
             util.parse_range(bad)
     with pytest.raises(dnnlib.UserError, match="--frames: range '9-3' runs backwards"):
         util.parse_range("9-3", "--frames")
+    assert util.parse_range("0-2,9", max_value=9) == [0, 1, 2, 9]
+    for big in ["10", "0-4294967296", [3, 10], 10]:  # refused before a range is expanded
+        with pytest.raises(dnnlib.UserError, match="--seeds: .* too large; values go up to 9"):
+            util.parse_range(big, max_value=9)
+
+
+def test_finite_float_option():
+    import click
+    from click.testing import CliRunner
+
+    @click.command()
+    @click.option("--x", type=util.finite_float())
+    @click.option("--y", type=util.finite_float(min=0, min_open=True), default=1.0)
+    def cmd(x, y):
+        click.echo(f"{x} {y}")
+
+    assert CliRunner().invoke(cmd, ["--x=-2.5", "--y=3"]).output == "-2.5 3.0\n"
+    for args, needle in [(["--x=nan"], "'nan' is not a finite number"), (["--x=-inf"], "not a finite number"),
+                         (["--x=abc"], "not a valid float"), (["--y=inf"], "'inf' is not a finite number"),
+                         (["--y=0"], "x>0")]:
+        r = CliRunner().invoke(cmd, args)
+        assert r.exit_code == 2 and needle in r.output, (args, r.output)
 
 
 def test_parse_vec2():

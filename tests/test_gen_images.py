@@ -89,6 +89,14 @@ def test_bad_input_gives_one_clear_line(networks, tmp_path):
     empty = tmp_path / 'empty.pkl'
     empty.write_bytes(pickle.dumps({'G': None, 'training_set_kwargs': {}}))
     assert_one_line_error(run(['--network', str(empty), '--seeds', '0', '--outdir', out]), 'holds no networks')
+    linear = tmp_path / 'linear.pkl'
+    linear.write_bytes(pickle.dumps({'G_ema': torch.nn.Linear(2, 2)}))
+    assert_one_line_error(run(['--network', str(linear), '--seeds', '0', '--outdir', out]),
+                          'its generator is a Linear, not a StyleGAN generator', 'z_dim')
+    assert_one_line_error(run(['--network', networks['sg3'], '--seeds', '4294967296', '--outdir', out]),
+                          '--seeds', 'too large')
+    r = run(['--network', networks['sg3'], '--seeds', '0', '--trunc', 'nan', '--outdir', out])  # click's usage error
+    assert r.exit_code == 2 and "Error: Invalid value for '--trunc': 'nan' is not a finite number" in r.output
     assert_one_line_error(run(['--network', networks['sg3'], '--seeds', '1-x', '--outdir', out]), '--seeds')
     assert_one_line_error(run(['--network', networks['sg3'], '--seeds', '0', '--class', '1', '--outdir', out]),
                           'unconditional')

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from pose_video_helpers import (
     one_thread,
@@ -87,6 +88,52 @@ def test_pose_video_resampled_fps(models, data_dir, tmp_path):
     assert info.num_frames == round(91 * 12.5 / 25)
 
 
+def _rendered_ws(monkeypatch, args):
+    """Run gen_video with `args`; return the latents it rendered, `[T, num_ws, w_dim]`."""
+    seen = []
+
+    def recording(G, ws, **kwargs):
+        def tee():
+            for w in ws:
+                seen.append(w.clone())
+                yield w
+        return real(G, tee(), **kwargs)
+
+    real = gen_video.render_frames
+    monkeypatch.setattr(gen_video, "render_frames", recording)
+    result = run(args)
+    assert result.exit_code == 0, result.output
+    return torch.cat(seen)
+
+
+def test_output_rate_changes_frame_rate_not_motion(models, data_dir, tmp_path, monkeypatch):
+    # The LSTM runs at the pose's rate; its latents are interpolated to --fps. So at twice the rate
+    # every other frame is a frame of the native-rate render, and in between lie the midpoints.
+    common = [f"--pose={data_dir / 'testing-reduced.pose'}", f"--network={models['network']}",
+              f"--lstm={models['lstm']}", "--device=cpu"]
+    native = _rendered_ws(monkeypatch, common + [f"--output={tmp_path / 'a.mp4'}"])
+    double = _rendered_ws(monkeypatch, common + [f"--output={tmp_path / 'b.mp4'}", "--fps=50"])
+    assert native.shape[0] == 91 and double.shape[0] == 182 == video_info(tmp_path / "b.mp4").num_frames
+    torch.testing.assert_close(double[0::2], native, rtol=0, atol=1e-6)
+    torch.testing.assert_close(double[1:-1:2], (native[:-1] + native[1:]) / 2, rtol=0, atol=1e-5)
+    assert (native[1:] - native[:-1]).abs().max() > 1e-3  # the latents do move
+
+
+def test_pose_without_frame_rate(models, data_dir, tmp_path):
+    pose = load_pose(data_dir / "testing-reduced.pose")
+    pose.body.fps = 0
+    path = write_pose(pose, str(tmp_path / "nofps.pose"))
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    args = [f"--pose={path}", f"--network={models['network']}", f"--lstm={models['lstm']}", "--device=cpu",
+            f"--output={outdir / 'o.mp4'}"]
+    assert_refused(run(args), outdir, "no frame rate", "--fps")
+    result = run(args + ["--fps=10"])  # the pose's rate, given by the user
+    assert result.exit_code == 0, result.output
+    info = video_info(outdir / "o.mp4")
+    assert info.num_frames == 91 and info.fps == pytest.approx(10)
+
+
 def test_side_by_side_and_consistency(models, data_dir, tmp_path):
     short = write_pose(pose_slice(load_pose(data_dir / "testing-original.pose"), range(30, 36)),
                        str(tmp_path / "short.pose"))
@@ -134,8 +181,9 @@ def test_folder_of_poses(models, data_dir, tmp_path):
     poses.mkdir()
     original = load_pose(data_dir / "testing-original.pose")
     write_pose(pose_slice(original, range(30, 36)), str(poses / "a.pose"))
-    write_pose(pose_slice(original, range(50, 54)), str(poses / "b.pose"))
+    write_pose(pose_slice(original, range(50, 54)), str(poses / "b.POSE"))  # the extension in any case
     (poses / "c.pose").write_bytes(b"not a pose" * 20)
+    (poses / ".d.x1y2.tmp.pose").write_bytes(b"half a pose")  # hidden: a killed writer's temporary file
     out = tmp_path / "renders"
     args = [f"--pose={poses}", f"--network={models['network']}", f"--lstm={models['lstm']}", f"--output={out}",
             "--consistency", "--device=cpu"]
@@ -255,6 +303,10 @@ def test_latent_walk_bad_seeds(models, tmp_path):
     assert_refused(result, tmp_path, "--seeds")
     result = run([f"--network={models['network']}", "--seeds=0", "--grid=2y", f"--output={tmp_path / 'w.mp4'}"])
     assert_refused(result, tmp_path, "--grid")
+    result = run([f"--network={models['network']}", "--seeds=4294967296", f"--output={tmp_path / 'w.mp4'}"])
+    assert_refused(result, tmp_path, "--seeds", "too large")
+    result = run([f"--network={models['network']}", "--seeds=0", "--fps=0", f"--output={tmp_path / 'w.mp4'}"])
+    assert_refused(result, tmp_path, "--fps must be positive")
 
 
 def test_tile_layout():

@@ -16,7 +16,7 @@ from pose_video_helpers import one_thread, pose_slice, save_snapshot, synthetic_
 import dnnlib
 import train_pose_lstm
 from training import pose_lstm
-from utils.pose_features import load_pose, make_feature_spec
+from utils.pose_features import FeatureSpec, load_pose, make_feature_spec, resample_features
 
 #----------------------------------------------------------------------------
 
@@ -282,6 +282,25 @@ def test_streaming_smoothing_matches_scipy(sigma, sizes):
     assert got.shape == x.shape
     np.testing.assert_allclose(got.numpy(), ref, atol=1e-5)
     assert torch.equal(torch.cat(list(pose_lstm.smooth_ws(iter(chunks), 0))), x)
+
+
+@pytest.mark.parametrize("fps_out", [12.5, 24.0, 50.0, 61.3])
+@pytest.mark.parametrize("sizes", [[37], [1, 2, 3, 30, 1], [10, 10, 10, 7]])
+def test_streaming_time_resampling(fps_out, sizes):
+    # Against the interpolation of the whole sequence at the frame times of resample_features.
+    x = torch.from_numpy(np.random.default_rng(2).standard_normal((sum(sizes), 2, 3)).astype(np.float32))
+    chunks = list(torch.split(x, sizes))
+    got = torch.cat(list(pose_lstm.resample_ws(iter(chunks), len(x), 25.0, fps_out)))
+    flat = x.reshape(len(x), -1).numpy()  # 6 columns: one component of 3 points (x, y), no presence flags
+    spec = FeatureSpec(components=(("C", ("a", "b", "c")),), presence=False)
+    ref = resample_features(flat, spec, 25.0, fps_out)
+    assert got.shape == (pose_lstm.resampled_length(len(x), 25.0, fps_out), 2, 3) == (len(ref), 2, 3)
+    np.testing.assert_allclose(got.reshape(len(got), -1).numpy(), ref, atol=1e-6)
+    if fps_out == 50.0:  # every other frame is an input frame
+        assert torch.equal(got[::2], x)
+    assert torch.equal(torch.cat(list(pose_lstm.resample_ws(iter(chunks), len(x), 25.0, 25.0))), x)
+    with pytest.raises(ValueError, match="held"):
+        list(pose_lstm.resample_ws(iter(chunks), len(x) + 5, 25.0, fps_out))
 
 
 def test_generator_identity_tells_generators_apart(setup):

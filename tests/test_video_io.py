@@ -1,7 +1,9 @@
 """utils/video_io.py: reading, streaming atomic H.264 writing, uint8 conversion."""
 
+import errno
 import os
 
+import click
 import imageio_ffmpeg
 import numpy as np
 import pytest
@@ -85,6 +87,33 @@ def test_existing_output_survives_failed_rewrite(tmp_path):
             w.write(_frames(1, 16, 16))  # size change
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+
+
+def test_full_disk_while_encoding_is_a_disk_error(tmp_path, monkeypatch):
+    # ffmpeg on a full disk reports the OS message and exits; the writer raises the OSError the
+    # CLIs turn into one line (dnnlib.util.cli_main), and leaves no file. A stand-in ffmpeg that
+    # reads its input, then fails as ffmpeg does, plays the full disk.
+    fake = tmp_path / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\ncat > /dev/null\n"
+                    "echo '[out#0/mp4] Error writing trailer: No space left on device' >&2\nexit 228\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(video_io, "_ffmpeg_exe", lambda: str(fake))
+    out = tmp_path / "out" / "o.mp4"
+    w = video_io.VideoWriter(out, fps=25)
+    w.write(np.zeros((3, 16, 16, 3), np.uint8))
+    with pytest.raises(OSError) as e:
+        w.close()
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(out)
+    assert os.listdir(out.parent) == []
+
+    @dnnlib.util.cli_main
+    def command():
+        with video_io.VideoWriter(out, fps=25) as w:
+            w.write(np.zeros((16, 16, 3), np.uint8))
+
+    with pytest.raises(click.ClickException, match=f"No space left on device while writing {out}; free some space"):
+        command()
 
 
 def test_no_frames_is_an_error_and_leaves_nothing(tmp_path):
@@ -174,8 +203,10 @@ def test_save_png_and_list_videos(tmp_path):
         video_io.save_png(rgb.astype(np.float32), tmp_path / "f.png")
     assert sorted(os.listdir(tmp_path)) == ["grey.png", "rgb.png"]
     # Videos of a folder, by name; two of one name are refused.
-    for name in ("b.MOV", "a.mp4", "notes.txt"):
+    # Hidden files are not videos: a killed run's temporary file, macOS's resource forks.
+    for name in ("b.MOV", "a.mp4", "notes.txt", ".c.x1y2.tmp.mp4", "._a.mp4"):
         (tmp_path / name).write_bytes(b"")
+    (tmp_path / "d.mp4").mkdir()
     assert video_io.list_videos(tmp_path) == {"a": str(tmp_path / "a.mp4"), "b": str(tmp_path / "b.MOV")}
     (tmp_path / "a.mkv").write_bytes(b"")
     with pytest.raises(dnnlib.UserError, match="several formats"):

@@ -420,6 +420,43 @@ def smooth_ws(chunks: Iterable[torch.Tensor], sigma: float) -> Iterator[torch.Te
         x = torch.cat([left, pending, pending[-1:].expand(r, *pending.shape[1:])])
         yield filt(x)
 
+def resampled_length(num_in: int, fps_in: float, fps_out: float) -> int:
+    """Frames of a `num_in`-frame sequence at `fps_in` once resampled to `fps_out` (`resample_ws`)."""
+    if abs(fps_in - fps_out) < 1e-9 * max(fps_in, 1.0) or num_in == 0:
+        return num_in
+    return max(1, int(round(num_in * fps_out / fps_in)))
+
+
+def resample_ws(chunks: Iterable[torch.Tensor], num_in: int, fps_in: float, fps_out: float) -> Iterator[torch.Tensor]:
+    """A stream of `[n, ...]` chunks (`num_in` frames in all, at `fps_in`) resampled in time to
+    `fps_out`: `max(1, round(num_in * fps_out / fps_in))` frames at times `k / fps_out`, each the
+    linear interpolation of its two neighbouring input frames (the frame times of
+    `utils.pose_features.resample_features`). Holds back at most one chunk. Equal rates pass through."""
+    if abs(fps_in - fps_out) < 1e-9 * max(fps_in, 1.0) or num_in == 0:
+        yield from chunks
+        return
+    num_out = resampled_length(num_in, fps_in, fps_out)
+    t = np.minimum(np.arange(num_out) * (fps_in / fps_out), num_in - 1)
+    i0 = np.floor(t).astype(np.int64)
+    i1 = np.minimum(i0 + 1, num_in - 1)
+    alpha = (t - i0).astype(np.float32)
+    k, base, buf = 0, 0, None  # next output frame; input index of buf[0]; input frames kept
+    for chunk in chunks:
+        buf = chunk if buf is None else torch.cat([buf, chunk])
+        ready = int(np.searchsorted(i1, base + buf.shape[0]))  # outputs whose inputs have all arrived
+        if ready > k:
+            a = torch.from_numpy(alpha[k:ready]).to(buf.device, buf.dtype).reshape(-1, *([1] * (buf.ndim - 1)))
+            lo = buf[torch.from_numpy(i0[k:ready] - base).to(buf.device)]
+            hi = buf[torch.from_numpy(i1[k:ready] - base).to(buf.device)]
+            yield torch.lerp(lo, hi, a)
+            k = ready
+        if k < num_out:  # drop what no later output needs
+            keep_from = int(i0[k]) - base
+            buf, base = buf[keep_from:], base + keep_from
+    if k != num_out:
+        raise ValueError(f"resample_ws: the stream held {base + (0 if buf is None else buf.shape[0])} frames, "
+                         f"not {num_in}")
+
 #----------------------------------------------------------------------------
 # Training.
 

@@ -32,6 +32,11 @@ def load_generator(network: str, device: torch.device, rebuild: bool = True) -> 
     G = data["G_ema"] if data["G_ema"] is not None else data["G"]
     if G is None:
         raise dnnlib.UserError(f"{network} holds no generator (neither 'G_ema' nor 'G')")
+    missing = [a for a in ("z_dim", "c_dim", "w_dim", "num_ws", "img_resolution", "mapping", "synthesis")
+               if not hasattr(G, a)]
+    if not isinstance(G, torch.nn.Module) or missing:
+        raise dnnlib.UserError(f"{network}: its generator is a {type(G).__name__}, not a StyleGAN generator "
+                               f"(it lacks {', '.join(missing) or 'torch.nn.Module'})")
     if rebuild and legacy.can_rebuild(G):
         G = legacy.rebuild_network(G)
     return G.eval().requires_grad_(False).to(device)

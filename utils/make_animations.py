@@ -136,8 +136,8 @@ def estimate_poses(outdir: str, progress: bool | None = None) -> list[str]:
 @click.option("--num", type=int, default=None, help="Number of walks to render (needed unless --estimate-only)")
 @click.option("--frames", default="60-240", show_default=True, metavar="MIN-MAX", help="Frames per walk")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed of the walks")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True, help="Truncation psi")
-@click.option("--fps", type=float, default=25.0, show_default=True, help="Frame rate of the videos")
+@click.option("--trunc", "truncation_psi", type=dnnlib.util.finite_float(), default=1.0, show_default=True, help="Truncation psi")
+@click.option("--fps", type=dnnlib.util.finite_float(), default=25.0, show_default=True, help="Frame rate of the videos")
 @click.option("--keyframe-every", type=int, default=30, show_default=True, metavar="FRAMES",
               help="Frames between key latents")
 @click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Frames per synthesis call")

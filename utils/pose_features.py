@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import os
 import struct
 from typing import Any, Sequence
@@ -341,12 +342,14 @@ def make_feature_spec(fps: float | None = None, components: Sequence[str] = COMP
 #----------------------------------------------------------------------------
 # Features.
 
-def features_from_pose(pose, spec: FeatureSpec | dict[str, Any], name: str = "pose") -> np.ndarray:
+def features_from_pose(pose, spec: FeatureSpec | dict[str, Any], name: str = "pose",
+                       pose_fps: float | None = None) -> np.ndarray:
     """Features of a pose under a given spec: `[T', F]` float32, `F = spec.num_features`.
 
     Coordinates are in shoulder widths around the sequence's mean shoulder midpoint (typically
     within about +-3), missing points 0; presence flags are 0 or 1. `T'` is the pose's frame count,
-    or `round(T * spec.fps / pose_fps)` when `spec.fps` is set (see `resample_features`)."""
+    or `round(T * spec.fps / pose_fps)` when `spec.fps` is set (see `resample_features`).
+    `pose_fps` overrides the frame rate in the pose's header (for poses that have none)."""
     spec = FeatureSpec.from_dict(spec)
     prepared = prepare_pose(pose, name=name)
     header = prepared.header
@@ -375,7 +378,7 @@ def features_from_pose(pose, spec: FeatureSpec | dict[str, Any], name: str = "po
     assert feats.shape[1] == spec.num_features
 
     if spec.fps is not None:
-        fps_in = float(pose.body.fps)
+        fps_in = float(pose.body.fps if pose_fps is None else pose_fps)
         if not fps_in > 0:
             raise dnnlib.UserError(f"Pose {name} has frame rate {fps_in}; cannot resample it to {spec.fps} fps")
         feats = resample_features(feats, spec, fps_in, spec.fps)
@@ -393,6 +396,8 @@ def resample_features(feats: np.ndarray, spec: FeatureSpec | dict[str, Any], fps
     (at least 1) at times `k / fps_out`. A component present in both neighbouring input frames is
     interpolated linearly; otherwise it takes the nearer frame's values and presence flag."""
     spec = FeatureSpec.from_dict(spec)
+    if not (math.isfinite(fps_in) and math.isfinite(fps_out) and fps_in > 0 and fps_out > 0):
+        raise ValueError(f"Frame rates must be positive and finite, got {fps_in} -> {fps_out}")
     feats = np.asarray(feats, dtype=np.float32)
     num_in = feats.shape[0]
     if abs(fps_in - fps_out) < 1e-9 * max(fps_in, 1.0) or num_in == 0:

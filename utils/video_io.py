@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import numpy as np
 
 import dnnlib
-from dnnlib.util import atomic_path, atomic_write
+from dnnlib.util import DISK_FULL_ERRNOS, atomic_path, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".m
 
 
 def list_videos(folder: str | os.PathLike) -> dict[str, str]:
-    """The videos of `folder` (files with a `VIDEO_EXTENSIONS` suffix) by name without extension, sorted.
+    """The videos of `folder` (files with a `VIDEO_EXTENSIONS` suffix, not hidden: see
+    `dnnlib.util.list_files`) by name without extension, sorted.
     Raises `dnnlib.UserError` when the folder is missing or holds no video, or two videos share a name
     (a.mp4 and a.mkv: what is made from them, named after them, would collide)."""
     folder = os.fspath(folder)
@@ -41,12 +42,11 @@ def list_videos(folder: str | os.PathLike) -> dict[str, str]:
         raise dnnlib.UserError(f"Video folder not found: {folder}")
     videos: dict[str, str] = {}
     twins = set()
-    for f in sorted(os.listdir(folder)):
-        stem, ext = os.path.splitext(f)
-        if ext.lower() in VIDEO_EXTENSIONS and os.path.isfile(os.path.join(folder, f)):
-            if stem in videos:
-                twins.add(stem)
-            videos[stem] = os.path.join(folder, f)
+    for path in dnnlib.util.list_files(folder, VIDEO_EXTENSIONS):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem in videos:
+            twins.add(stem)
+        videos[stem] = path
     if twins:
         raise dnnlib.UserError(f"Videos {', '.join(sorted(twins))} exist in several formats in {folder}; what is "
                                f"made from them would share a name: keep one of each")
@@ -278,6 +278,9 @@ class VideoWriter:
     def _fail(self, what: str) -> None:
         msg = self._ffmpeg_message()
         self.abort()
+        for code in DISK_FULL_ERRNOS:  # a full disk is the user's to mend: OSError, which the CLIs report in one line
+            if os.strerror(code) in msg:
+                raise OSError(code, os.strerror(code), self.path)
         raise RuntimeError(f"Writing video {self.path} failed: {what}" + (f"\nffmpeg said:\n{msg}" if msg else ""))
 
     # -- finishing
