@@ -41,6 +41,8 @@ def _load_image(data: io.IOBase | str, name: str) -> PIL.Image.Image:
     try:
         with PIL.Image.open(data) as img:
             return img.copy()  # decoded; the file can close
+    except PIL.UnidentifiedImageError:
+        raise dnnlib.UserError(f"Cannot read image {name}: not an image file (or a damaged one)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise dnnlib.UserError(f"Cannot read image {name}: {e}") from None
 
@@ -62,7 +64,7 @@ def _folder_source(path: str, max_images: int | None):
         with open(json_path, "rb") as f:
             labels = _labels_from_json(f.read, json_path)
     exts = image_extensions()
-    names = [n for n in names if os.path.splitext(n)[1].lower() in exts][:max_images]
+    names = [n for n in names if os.path.splitext(n)[1].lower() in exts and not dnnlib.util.is_hidden(n)][:max_images]
 
     def iterate() -> Iterator[tuple[str, PIL.Image.Image]]:
         for name in names:
@@ -77,7 +79,7 @@ def _zip_source(path: str, max_images: int | None):
         if "dataset.json" in names:
             labels = _labels_from_json(lambda: z.read("dataset.json"), f"{path}/dataset.json")
     exts = image_extensions()
-    names = [n for n in names if os.path.splitext(n)[1].lower() in exts][:max_images]
+    names = [n for n in names if os.path.splitext(n)[1].lower() in exts and not dnnlib.util.is_hidden(n)][:max_images]
 
     def iterate() -> Iterator[tuple[str, PIL.Image.Image]]:
         with zipfile.ZipFile(path) as z:

@@ -88,11 +88,15 @@ DISK_FULL_ERRNOS = tuple(getattr(errno, name) for name in ("ENOSPC", "EDQUOT") i
 #----------------------------------------------------------------------------
 # Atomic writes: a file appears complete under its final name, or not at all.
 
-def _default_file_mode() -> int:
-    """Mode a newly created file would get (0666 minus the umask); mkstemp files start as 0600."""
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _default_file_mode() -> int:
+    """Mode a newly created file would get (0666 minus the umask); mkstemp files start as 0600."""
+    return 0o666 & ~_umask()
 
 
 def list_files(folder: str | os.PathLike, extensions: Iterable[str]) -> list[str]:
@@ -104,6 +108,13 @@ def list_files(folder: str | os.PathLike, extensions: Iterable[str]) -> list[str
     return [os.path.join(folder, f) for f in sorted(os.listdir(folder))
             if not f.startswith(".") and os.path.splitext(f)[1].lower() in exts
             and os.path.isfile(os.path.join(folder, f))]
+
+
+def is_hidden(name: str) -> bool:
+    """True for a relative path ('a/b.png') with a hidden part ('.x', macOS's '._x') or under macOS's
+    '__MACOSX' folder of zip files: never data, often a broken twin of a real file."""
+    parts = name.replace("\\", "/").split("/")
+    return any(p.startswith(".") and p not in (".", "..") or p == "__MACOSX" for p in parts)
 
 
 def make_dirs(path: str | os.PathLike, what: str = "folder", exist_ok: bool = True) -> None:
@@ -146,6 +157,8 @@ def _claim_temp(path: str, what: str, keep_suffix: bool, file_only: bool = False
     where a folder should be, with `file_only` a folder at `path`) is a `UserError` naming `what`."""
     if file_only and os.path.isdir(path):
         raise _cannot_write(what, path, IsADirectoryError(errno.EISDIR, "it is a folder"))
+    if path.endswith(("/", os.sep)):  # 'poses/': a folder's name, where a file name belongs
+        raise _cannot_write(what, path, IsADirectoryError(errno.EISDIR, "it names a folder, not a file"))
     dirname = os.path.dirname(os.path.abspath(path))
     stem, ext = os.path.splitext(os.path.basename(path)) if keep_suffix else (os.path.basename(path), "")
     try:
@@ -176,6 +189,16 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", what: str = "") -> I
         raise
 
 
+def save_npy(path: str | os.PathLike, array: Any, what: str = "array") -> None:
+    """`numpy.save` to `path`, atomically. The file is built in memory first: numpy writes arrays
+    to files with `tofile`, whose short writes (a full disk) raise an OSError without an errno."""
+    import numpy as np
+    buf = io.BytesIO()
+    np.save(buf, array)
+    with atomic_write(path, "wb", what) as f:
+        f.write(buf.getbuffer())
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, what: str = "") -> Iterator[str]:
     """Yield a temporary path next to `path` for a writer that needs a file name (zip, ffmpeg);
@@ -186,7 +209,8 @@ def atomic_path(path: str | os.PathLike, what: str = "") -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
-        os.chmod(tmp, _default_file_mode())
+        # The mode a new file (or, when the writer made a folder there, a new folder) would get.
+        os.chmod(tmp, _default_file_mode() | (0o111 & ~_umask() if os.path.isdir(tmp) else 0))
         _replace(tmp, path, what)
     except BaseException:
         with contextlib.suppress(OSError):

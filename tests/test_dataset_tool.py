@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import zipfile
@@ -71,6 +72,11 @@ def test_video_max_images_to_folder(shared_dir, tmp_path):
     assert sorted(os.listdir(tmp_path / "out" / "00000")) == [f"img{i:08d}.png" for i in range(5)]
     ds, _ = _archive_images(tmp_path / "out")
     assert len(ds) == 5 and ds.resolution == 16
+    # The archive folder has the mode of a folder made with mkdir (its x bits let other users in).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "out").st_mode) == 0o777 & ~umask
+    assert stat.S_IMODE(os.stat(tmp_path / "out" / "00000").st_mode) == 0o777 & ~umask
 
 
 def test_folder_source_is_lossless_and_keeps_labels(tmp_path):
@@ -100,6 +106,23 @@ def test_zip_source_to_folder_round_trip(tmp_path):
     assert ds.image_shape == [1, 8, 8]  # grayscale stays one channel
     np.testing.assert_array_equal(images[0][0], arrays[0][:, :, 0])
     assert json.loads((tmp_path / "b" / "dataset.json").read_text()) == {"labels": None}
+
+
+def test_hidden_files_are_not_images(tmp_path):
+    # A zip made on a Mac holds __MACOSX/._name twins (resource forks, not images); folders hold .name files.
+    _make_images(tmp_path / "src", n=2)
+    src = tmp_path / "mac.zip"
+    with zipfile.ZipFile(src, "w") as z:
+        for name in ("sub0/frame000.png", "sub1/frame001.png"):
+            z.write(tmp_path / "src" / name, f"frames/{name}")
+            z.writestr(f"__MACOSX/frames/{os.path.dirname(name)}/._{os.path.basename(name)}", b"\x00\x05\x16\x07")
+        z.writestr("frames/.hidden.png", b"not an image")
+    assert dataset_tool.convert_dataset(str(src), str(tmp_path / "a.zip"), progress=False) == 2
+    (tmp_path / "src" / "sub0" / "._frame000.png").write_bytes(b"resource fork")
+    assert dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "b.zip"), progress=False) == 2
+    assert len(ImageFolderDataset(str(src))) == 2  # training reads such a zip the same way
+    assert [dnnlib.util.is_hidden(n) for n in ("a/b.png", ".a.png", "x/._a.png", "__MACOSX/a.png", "./a.png")] == \
+        [False, True, True, True, False]
 
 
 def test_vector_labels_carried_from_zip(tmp_path):

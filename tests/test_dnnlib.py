@@ -1,6 +1,8 @@
 """dnnlib: EasyDict, objects by name, time formatting, Logger, command-line value parsers, open_url and its
 download cache."""
 
+import contextlib
+import errno
 import http.server
 import os
 import pickle
@@ -123,6 +125,25 @@ def test_cli_main_turns_user_error_into_click_error():
     assert result.exit_code == 1
     assert "bad input: do this instead" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device whose writes fail: disk full)")
+def test_save_npy_round_trip_and_full_disk(tmp_path, monkeypatch):
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    util.save_npy(tmp_path / "a.npy", a)
+    assert np.array_equal(np.load(tmp_path / "a.npy"), a) and os.listdir(tmp_path) == ["a.npy"]
+    big = np.zeros(1 << 20, np.float32)
+
+    @contextlib.contextmanager  # a full disk reports ENOSPC, which cli_main turns into one line
+    def onto_full_disk(path, mode="wb", what=""):
+        with open("/dev/full", mode) as f:
+            yield f
+            f.flush()
+
+    monkeypatch.setattr(util, "atomic_write", onto_full_disk)
+    with pytest.raises(OSError) as e:
+        util.save_npy(tmp_path / "b.npy", big)
+    assert e.value.errno == errno.ENOSPC
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device whose writes fail: disk full)")

@@ -83,6 +83,37 @@ def test_bad_inputs(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_estimate_pose_cli_output_names(short_video, tmp_path):
+    from click.testing import CliRunner
+
+    from utils import estimate_pose
+
+    def run(*args):
+        return CliRunner().invoke(estimate_pose.main, [f"--video={short_video}", *args], catch_exceptions=False)
+
+    def refused(result, needle):
+        lines = [s for s in result.output.splitlines() if s.strip()]
+        assert result.exit_code == 1 and len(lines) == 1 and needle in lines[0], result.output
+
+    before = short_video.read_bytes()
+    refused(run(f"--output={short_video}"), "a pose file's name ends in .pose")
+    video_copy = tmp_path / "v.pose"  # a video that is named like a pose
+    video_copy.write_bytes(before)
+    refused(run(f"--video={video_copy}", f"--output={video_copy}"), "is the video itself")
+    assert short_video.read_bytes() == before == video_copy.read_bytes()
+    refused(run(f"--output={tmp_path / 'p.txt'}"), "ends in .pose")
+    # --skip-existing keeps a pose, but not a file of another kind under its name.
+    (tmp_path / "not.pose").write_text("some notes")
+    refused(run(f"--output={tmp_path / 'not.pose'}", "--skip-existing"), "not.pose")
+    # A folder (existing, or named with a trailing separator) gets name.pose.
+    r = run(f"--output={tmp_path / 'poses'}/")
+    assert r.exit_code == 0 and (tmp_path / "poses" / "short.pose").is_file(), r.output
+    r = run(f"--output={tmp_path / 'poses'}", "--skip-existing")
+    assert r.exit_code == 0 and r.output.startswith("Kept 4 frames"), r.output
+    with pytest.raises(dnnlib.UserError, match="names a folder"):
+        dnnlib.util.check_writable(str(tmp_path / "new") + "/", "pose")
+
+
 def test_estimate_pose_cli_on_a_folder(short_video, tmp_path, repo_dir):
     videos = tmp_path / "videos"
     videos.mkdir()

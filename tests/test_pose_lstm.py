@@ -91,6 +91,18 @@ def test_resume_is_exact(setup, tmp_path):
     assert a["rng"]["numpy"] == b["rng"]["numpy"]
 
 
+def test_seed_repeats_a_run(setup, tmp_path):
+    # The initial weights come from --seed, whatever ran before in the process.
+    torch.manual_seed(123)
+    pose_lstm.train_pose_lstm(options(setup, tmp_path / "a", steps=1), progress=False)
+    torch.manual_seed(456)
+    pose_lstm.train_pose_lstm(options(setup, tmp_path / "b", steps=1), progress=False)
+    pose_lstm.train_pose_lstm(options(setup, tmp_path / "c", steps=1, seed=1), progress=False)
+    a, b, c = (torch.load(tmp_path / n / "lstm.pt", weights_only=True)["model"] for n in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
 def test_existing_run_needs_resume_and_same_generator(setup, tmp_path):
     pose_lstm.train_pose_lstm(options(setup, tmp_path, steps=3), progress=False)
     with pytest.raises(dnnlib.UserError, match="--resume"):

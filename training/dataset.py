@@ -250,7 +250,8 @@ class ImageFolderDataset(Dataset):
             raise dnnlib.UserError(f"Dataset not found: {self._path} (give a folder or a .zip made by dataset_tool.py)")
 
         extensions = image_extensions()
-        self._image_fnames = [f for f in self._all_fnames if os.path.splitext(f)[1].lower() in extensions]
+        self._image_fnames = [f for f in self._all_fnames
+                              if os.path.splitext(f)[1].lower() in extensions and not dnnlib.util.is_hidden(f)]
         if not self._image_fnames:
             raise dnnlib.UserError(f"No images found in {self._path}")
 

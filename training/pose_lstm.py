@@ -623,8 +623,7 @@ def validate_real_poses(G: torch.nn.Module, model: PoseLSTM, real: Sequence[tupl
             figs.append(pose_consistency(pose, est))
             if augment_dir is not None:
                 stem = os.path.join(augment_dir, f"{step:06d}-{name}")
-                with dnnlib.util.atomic_write(stem + ".npy", "wb") as f:
-                    np.save(f, ws.cpu().numpy().astype(np.float32))
+                dnnlib.util.save_npy(stem + ".npy", ws.cpu().numpy().astype(np.float32), "latents")
                 write_pose(est, stem + ".pose")
     finally:
         model.train(was_training)
@@ -824,12 +823,12 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
                           held_out=bool(val_pairs))
     augment_dir = os.path.join(opts.outdir, "augment") if opts.augment_with_validation else None
 
+    torch.manual_seed(opts.seed)  # the initial weights come from the seed: a run repeats exactly
     model = PoseLSTM(spec.num_features, identity["w_dim"] * (1 if opts.out_mode == "w" else identity["num_ws"]),
                      hidden=opts.hidden, num_layers=opts.num_layers, w_dim=identity["w_dim"],
                      num_ws=identity["num_ws"], out_mode=opts.out_mode).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr)
     rng = np.random.default_rng([opts.seed, 2])
-    torch.manual_seed(opts.seed)
     step, best = 0, math.inf
     if resumed is not None:
         model.load_state_dict(resumed["model"])

@@ -42,8 +42,16 @@ def main(video: str, output: str, skip_existing: bool) -> None:
             reason, n = res["failed"][0][1], len(res["failed"])
             raise dnnlib.UserError(f"No pose for {n} video{'' if n == 1 else 's'} (logged above); first: {reason}")
         return
+    if os.path.isdir(output) or output.endswith(("/", os.sep)):  # a folder for the pose: name.pose in it
+        output = os.path.join(output, os.path.splitext(os.path.basename(video))[0] + ".pose")
+    if os.path.splitext(output)[1].lower() != ".pose":
+        raise dnnlib.UserError(f"--output {output}: a pose file's name ends in .pose")
+    if os.path.exists(output) and os.path.exists(video) and os.path.samefile(video, output):
+        raise dnnlib.UserError(f"--output {output} is the video itself; choose another name")
+    kept = skip_existing and os.path.isfile(output)
     pose = estimate_video_pose(video, output, skip_existing=skip_existing)
-    click.echo(f"Wrote {pose.body.data.shape[0]} frames at {pose.body.fps:g} fps to {output}")
+    click.echo(f"{'Kept' if kept else 'Wrote'} {pose.body.data.shape[0]} frames at {pose.body.fps:g} fps "
+               f"{'in' if kept else 'to'} {output}")
 
 
 if __name__ == "__main__":

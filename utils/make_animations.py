@@ -101,8 +101,7 @@ def render_walks(network: str, outdir: str, num: int, frames: tuple[int, int] = 
         with VideoWriter(base + ".mp4", fps=fps) as writer:
             for imgs in render_frames(G, chunks, batch=batch, device=dev):
                 writer.write(imgs)
-        with dnnlib.util.atomic_write(base + ".npy", "wb") as f:
-            np.save(f, ws)
+        dnnlib.util.save_npy(base + ".npy", ws, "latents")
     return names
 
 

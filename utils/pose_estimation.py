@@ -119,8 +119,9 @@ def estimate_video_pose(video_path: str | os.PathLike, out_pose_path: str | os.P
     `estimate_frames_pose`. Returns the `pose_format.Pose`.
     Raises `dnnlib.UserError` for a missing/unreadable video or an unwritable output."""
     if out_pose_path is not None and skip_existing and os.path.isfile(out_pose_path):
+        from utils.pose_features import load_pose
         log.info("Pose %s exists; skipping %s", out_pose_path, video_path)
-        return _read_pose(out_pose_path)
+        return load_pose(out_pose_path, require_hands=False)  # checked: a file of another kind is refused
     if out_pose_path is not None:
         dnnlib.util.check_writable(out_pose_path, "pose")  # before the estimation, not after it
     info = video_io.video_info(video_path)
