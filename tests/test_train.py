@@ -7,6 +7,7 @@ import os
 import pathlib
 import pickle
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -180,6 +181,16 @@ def test_resume_run_dir_refuses_other_options(sg3t_run):
     assert_one_line_error(result, 'training_options.json')
 
 
+def test_damaged_training_state_is_one_line(sg3t_run, tmp_path):
+    run = tmp_path / sg3t_run.name
+    shutil.copytree(sg3t_run, run)
+    state = run / 'training-state.pt'
+    state.write_bytes(state.read_bytes()[:state.stat().st_size // 2])  # a truncated copy
+    result = invoke(f'--resume={run}', '--kimg=1')
+    assert_one_line_error(result, 'damaged')
+    assert '--resume=<network-snapshot-*.pkl>' in result.stderr
+
+
 def test_interrupted_run_ends_like_an_uninterrupted_one(tmp_path, tiny_zip):
     # stylegan2 uses every random stream: noise inputs, style mixing, path-length noise, ADA, lazy intervals.
     args = ['--cfg=stylegan2', f'--data={tiny_zip}', *TINY, '--kimg=0.128', '--snap=2', '--aug=fixed', '--p=0.5']
@@ -340,6 +351,8 @@ def _text_folder(root: pathlib.Path) -> pathlib.Path:
     ('mixed sizes', 'differ'),
     ('resume resolution', '64x64'),
     ('resume shapes', 'does not fit'),
+    ('resume architecture', 'pass the options it was trained with'),
+    ('resume capacity', 'shares only 16 of 114 tensors'),
     ('batch vs gpus', 'multiple of --gpus'),
     ('cond without labels', 'labels'),
     ('unknown metric', 'nope'),
@@ -354,7 +367,12 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, tiny_zip, signer64_z
         'not images': [f'--data={_text_folder(tmp_path)}'],
         'mixed sizes': [f'--data={_mixed_folder(tmp_path)}'],
         'resume resolution': [data, f'--resume={golden_pkl}'],
-        'resume shapes': [f'--data={signer64_zip}', f'--resume={golden_pkl}'],  # z_dim 32 in the pickle, 512 here
+        # The pickle's names, but z_dim 32 in the pickle and 512 here:
+        'resume shapes': [f'--data={signer64_zip}', f'--resume={golden_pkl}', '--cfg=stylegan3-r', '--cbase=1024',
+                          '--cmax=64', '--map-depth=2'],
+        # StyleGAN3 layer names hold their channel counts: another --cbase shares few names, as another --cfg does.
+        'resume architecture': [f'--data={signer64_zip}', f'--resume={golden_pkl}', '--cfg=stylegan2'],
+        'resume capacity': [f'--data={signer64_zip}', f'--resume={golden_pkl}'],
         'batch vs gpus': [data, '--gpus=3'],
         'cond without labels': [data, '--cond=1'],
         'unknown metric': [data, '--metrics=fid50k_full,nope'],

@@ -270,7 +270,8 @@ def run_is_complete(c: dnnlib.EasyDict) -> bool:
     """True when the saved state of a continued run has already reached its total_kimg."""
     if c.get('resume_state') is None:
         return False
-    state = torch.load(c.resume_state, map_location='cpu', weights_only=True, mmap=True)
+    from training import training_loop
+    state = training_loop.read_training_state(c.resume_state, mmap=True)
     return state['progress']['cur_nimg'] >= c.total_kimg * 1000
 
 

@@ -424,11 +424,40 @@ def copy_resume_weights(resume_data: dict, networks: dict[str, torch.nn.Module],
         if resume_data.get(name) is None:
             log.warning('%s has no %s; keeping the fresh initialisation', source, name)
             continue
+        src = resume_data[name]
+        if name in ('G', 'D', 'G_ema') and isinstance(src, torch.nn.Module):
+            # Names missing from the source keep their values (a changed --map-depth, say), but a pickle
+            # that shares few names is another architecture: fine-tuning it would train from scratch.
+            have = {n for n, _ in misc.named_params_and_buffers(src)}
+            want = [n for n, _ in misc.named_params_and_buffers(module)]
+            shared = sum(n in have for n in want)
+            if want and shared < len(want) / 2:
+                raise dnnlib.UserError(f'{source}: its {name} ({type(src).__module__}) shares only {shared} of '
+                                       f'{len(want)} tensors with the {type(module).__module__} network built from '
+                                       f'the options: pass the options it was trained with (--cfg, --cbase, '
+                                       f'--cmax, --map-depth)')
         try:
-            misc.copy_params_and_buffers(resume_data[name], module, require_all=False)
+            misc.copy_params_and_buffers(src, module, require_all=False)
         except ValueError as e:
             raise dnnlib.UserError(f'{source}: its {name} does not fit the network built from the options '
                                    f'(--cfg, --cbase, --cmax, --map-depth): {e}') from None
+
+def read_training_state(path: str, mmap: bool = False) -> dict:
+    """The dict of a `training-state.pt`, checked (format and version). `UserError` when it is missing,
+    damaged (a truncated copy, a disk error) or not one of ours."""
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+    except FileNotFoundError:
+        raise dnnlib.UserError(f'Training state not found: {path}') from None
+    except Exception as e:
+        raise dnnlib.UserError(f'Cannot read the training state {path} ({str(e).splitlines()[0] if str(e) else e!r}): '
+                               f'it is damaged; continue from the run\'s last snapshot instead, as a new run with '
+                               f'--resume=<network-snapshot-*.pkl>') from None
+    if not isinstance(state, dict) or state.get('format') != STATE_FORMAT or 'progress' not in state:
+        raise dnnlib.UserError(f'{path} is not a training state written by this training loop')
+    if state['version'] > STATE_VERSION:
+        raise dnnlib.UserError(f'{path} was written by a newer version of this code (format {state["version"]})')
+    return state
 
 #----------------------------------------------------------------------------
 # The trainer.
@@ -498,16 +527,7 @@ class Trainer:
 
     def _load_state(self) -> dict:
         path = self.opts.resume_state
-        try:
-            state = torch.load(path, map_location='cpu', weights_only=True)
-        except FileNotFoundError:
-            raise dnnlib.UserError(f'Training state not found: {path}') from None
-        except Exception as e:
-            raise dnnlib.UserError(f'Cannot read the training state {path}: {e}') from None
-        if not isinstance(state, dict) or state.get('format') != STATE_FORMAT:
-            raise dnnlib.UserError(f'{path} is not a training state written by this training loop')
-        if state['version'] > STATE_VERSION:
-            raise dnnlib.UserError(f'{path} was written by a newer version of this code (format {state["version"]})')
+        state = read_training_state(path)
         if state['num_gpus'] != self.num_gpus:
             raise dnnlib.UserError(f'{path} was written by a run on {state["num_gpus"]} processes; resume it with '
                                    f'--gpus={state["num_gpus"]}')
