@@ -193,6 +193,12 @@ def test_mixed_channels(tmp_path):
         ImageFolderDataset(str(tmp_path))
 
 
+def test_rgba_is_refused_with_the_remedy(tmp_path):
+    _save(tmp_path / "a.png", np.zeros((8, 8, 4), np.uint8))
+    with pytest.raises(dnnlib.UserError, match="4 channels .RGBA.*dataset_tool.py"):
+        ImageFolderDataset(str(tmp_path))
+
+
 def test_non_square(tmp_path):
     _save(tmp_path / "a.png", np.zeros((8, 16, 3), np.uint8))
     with pytest.raises(dnnlib.UserError, match="square"):

@@ -103,6 +103,15 @@ def test_seed_repeats_a_run(setup, tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_resume_after_a_torn_stats_line(setup, tmp_path):
+    pose_lstm.train_pose_lstm(options(setup, tmp_path, steps=3), progress=False)
+    with open(tmp_path / "stats.jsonl", "a") as f:
+        f.write('{"step": 9, "train_m')  # killed while writing
+    pose_lstm.train_pose_lstm(options(setup, tmp_path, resume=True), progress=False)
+    with open(tmp_path / "stats.jsonl") as f:
+        assert [json.loads(line)["step"] for line in f] == [3, 6]
+
+
 def test_existing_run_needs_resume_and_same_generator(setup, tmp_path):
     pose_lstm.train_pose_lstm(options(setup, tmp_path, steps=3), progress=False)
     with pytest.raises(dnnlib.UserError, match="--resume"):

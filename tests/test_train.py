@@ -2,6 +2,7 @@
 a run, an interrupted run against an uninterrupted one, two processes against one, fine-tuning from a
 pickle of the golden weights, and bad input."""
 
+import contextlib
 import json
 import os
 import pathlib
@@ -276,6 +277,44 @@ def test_spawned_processes_train_and_write_once(tmp_path, tiny_zip):
     assert log_text.count('tick 0 ') == 1  # only rank 0 logs
     assert (run_dir / 'network-snapshot-000000.pkl').is_file()
     assert len(load_state(run_dir)['ranks']) == 2
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc'), reason='lists child processes through /proc (Linux)')
+def test_spawned_processes_end_with_a_killed_launcher(tmp_path, tiny_zip):
+    # Started as `train.py ... &` from a script starts it: with SIGINT ignored, so the SIGINT that torch's
+    # spawn asks the kernel to send the ranks when their parent dies does nothing.
+    proc = subprocess.Popen([sys.executable, str(REPO / 'train.py'), f'--outdir={tmp_path}', '--cfg=stylegan3-t',
+                             f'--data={tiny_zip}', *[a.replace('--gpus=1', '--gpus=2') for a in TINY], '--kimg=10'],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+
+    def children(pid: int) -> set[int]:
+        found = set()
+        for task in pathlib.Path(f'/proc/{pid}/task').glob('*'):
+            with contextlib.suppress(OSError):
+                found |= {int(p) for p in (task / 'children').read_text().split()}
+        return found
+
+    try:
+        deadline = time.time() + 300
+        while not list(tmp_path.glob('*/training-state.pt')) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, 'the run ended before the launcher could be killed'
+        ranks = {c for c in children(proc.pid) if 'spawn' in pathlib.Path(f'/proc/{c}/cmdline').read_text()}
+        assert len(ranks) == 2
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.time() + 30
+        while any(pathlib.Path(f'/proc/{c}').exists() for c in ranks) and time.time() < deadline:
+            time.sleep(0.2)
+        alive = [c for c in ranks if pathlib.Path(f'/proc/{c}').exists()
+                 and 'Z' not in pathlib.Path(f'/proc/{c}/stat').read_text().split()[2]]
+        assert not alive, 'training processes outlived their launcher'
+    finally:
+        proc.kill()
+        for c in ranks if 'ranks' in locals() else ():
+            with contextlib.suppress(OSError):
+                os.kill(c, signal.SIGKILL)
 
 
 #----------------------------------------------------------------------------

@@ -173,8 +173,21 @@ def test_snapshot_metrics_are_recorded(tmp_path, data_dir, monkeypatch, one_thre
     kwargs = calls[0][1]
     assert kwargs['dataset_kwargs']['path'] == str(ds) and kwargs['num_gpus'] == 1 and kwargs['rank'] == 0
     assert not kwargs['G'].training and next(kwargs['G'].parameters()).device.type == 'cpu'
-    line = json.loads((tmp_path / 'run' / 'metric-fid50k_full.jsonl').read_text().splitlines()[-1])
+    metric_file = tmp_path / 'run' / 'metric-fid50k_full.jsonl'
+    line = json.loads(metric_file.read_text().splitlines()[-1])
     assert line['results'] == {'fid50k_full': 12.5} and line['snapshot_pkl'] == 'network-snapshot-000000.pkl'
+
+    # A crash after a snapshot's metric line, before its state: the continued run writes that line again,
+    # and the leftover goes. A metric file the state did not know (calc_metrics.py's) is kept.
+    first = metric_file.read_text()
+    with open(metric_file, 'a') as f:
+        f.write(first.replace('12.5', '99.0'))
+    other = tmp_path / 'run' / 'metric-kid50k_full.jsonl'
+    other.write_text('{"metric": "kid50k_full"}\n')
+    tl.training_loop(**dict(c, resume_state=str(tmp_path / 'run' / 'training-state.pt'), total_kimg=0.008))
+    lines = [json.loads(s) for s in metric_file.read_text().splitlines()]
+    assert [x['results']['fid50k_full'] for x in lines] == [12.5, 12.5] and len(calls) == 2
+    assert other.read_text() == '{"metric": "kid50k_full"}\n'
 
 
 def test_conditional_training_uses_the_labels(tmp_path, one_thread):

@@ -171,8 +171,8 @@ def image_extensions() -> set[str]:
 
 
 def _pil_to_array(img: PIL.Image.Image) -> np.ndarray:
-    """HWC uint8 array of a PIL image: grayscale stays 1 channel, RGB(A) keeps its channels, other
-    modes (palette, CMYK, 16-bit, ...) are converted to RGB or L."""
+    """HWC uint8 array of a PIL image: grayscale stays 1 channel, RGB(A) keeps its channels (a dataset
+    refuses RGBA when it opens), other modes (palette, CMYK, 16-bit, ...) are converted to RGB or L."""
     if img.mode not in ("L", "RGB", "RGBA"):
         img = img.convert("L" if img.mode in ("1", "I", "I;16", "F", "LA") else "RGB")
     array = np.asarray(img)
@@ -324,6 +324,9 @@ class ImageFolderDataset(Dataset):
                     f"Dataset {self._path}: images differ in size or channels ({first[0]} is {first[3]}x{first[2]} "
                     f"with {first[1]} channels, {fname} is {w}x{h} with {c}); remake it with dataset_tool.py --resolution")
         assert first is not None
+        if first[1] not in (1, 3):  # the networks, grids and metrics take grayscale or RGB
+            raise dnnlib.UserError(f"Dataset {self._path}: images have {first[1]} channels (RGBA); training takes RGB "
+                                   f"or grayscale: remake it with dataset_tool.py, which drops the alpha channel")
         return list(first[1:])
 
     def _load_raw_image(self, raw_idx: int) -> np.ndarray:

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 import types
 from typing import Any
 
@@ -297,10 +298,28 @@ def _error_file(temp_dir: str, rank: int) -> str:
     return os.path.join(temp_dir, f'error-rank{rank}.txt')
 
 
-def _run_process(rank: int, c: dnnlib.EasyDict, temp_dir: str | None) -> None:
+def _exit_with(parent_pid: int, interval: float = 0.5) -> None:
+    """End this process when `parent_pid` (the launcher) is gone: a spawned rank must not train on,
+    writing into the run folder and holding its GPU, after the launcher was killed. (A daemon thread
+    that polls the parent's id; the process exits as after SIGKILL, which atomic writes survive.)"""
+    import threading
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(interval)
+
+    threading.Thread(target=watch, name='exit-with-launcher', daemon=True).start()
+
+
+def _run_process(rank: int, c: dnnlib.EasyDict, temp_dir: str | None, parent_pid: int | None = None) -> None:
     """One training process: log file (rank 0), process group, statistics, the training loop.
 
-    Spawned processes (temp_dir set) pass a user error to the launcher through a file in temp_dir."""
+    Spawned processes (temp_dir set) pass a user error to the launcher through a file in temp_dir,
+    and end when the launcher (`parent_pid`) does."""
+    if parent_pid is not None:
+        _exit_with(parent_pid)
     logger = dnnlib.util.Logger(os.path.join(c.run_dir, 'log.txt'), file_mode='a') if rank == 0 else None
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format='%(message)s',
                         stream=sys.stdout, force=True)
@@ -343,7 +362,7 @@ def launch(c: dnnlib.EasyDict) -> None:
     else:
         with tempfile.TemporaryDirectory() as temp_dir:
             try:
-                torch.multiprocessing.spawn(fn=_run_process, args=(c, temp_dir), nprocs=c.num_gpus)
+                torch.multiprocessing.spawn(fn=_run_process, args=(c, temp_dir, os.getpid()), nprocs=c.num_gpus)
             except torch.multiprocessing.ProcessExitedException:
                 for rank in range(c.num_gpus):
                     if os.path.exists(_error_file(temp_dir, rank)):

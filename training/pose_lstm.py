@@ -924,12 +924,20 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
 
 
 def _truncate_stats(path: str, step: int) -> None:
-    """Drop the lines of `stats.jsonl` written after `step` (by a run that stopped before its next checkpoint)."""
+    """Drop the lines of `stats.jsonl` written after `step` (by a run that stopped before its next
+    checkpoint), and a torn last line (a run killed while writing it)."""
     if not os.path.isfile(path):
         return
+
+    def step_of(line: str) -> float:
+        try:
+            return json.loads(line).get("step", 0)
+        except ValueError:
+            return math.inf  # not a whole line: dropped
+
     with open(path) as f:
         lines = [line for line in f if line.strip()]
-    keep = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    keep = [line for line in lines if step_of(line) <= step]
     if len(keep) != len(lines):
         with dnnlib.util.atomic_write(path, "w") as f:
             f.writelines(keep)

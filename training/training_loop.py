@@ -32,6 +32,7 @@ import logging
 import os
 import pickle
 import random
+import re
 import resource
 import time
 from typing import Any, Callable
@@ -507,6 +508,8 @@ class Trainer:
             self._export_grids(write_init=state is None)
             self.runlog = RunLog(self.run_dir, truncate_stats_to=state['stats_jsonl_size'] if state else None,
                                  purge_step=int(self.progress.cur_nimg / 1e3) + 1 if state else None)
+            if state is not None and 'metric_jsonl_sizes' in state:
+                _truncate_metric_files(self.run_dir, state['metric_jsonl_sizes'])
         else:
             self.runlog = RunLog(None)
 
@@ -656,6 +659,9 @@ class Trainer:
             'ranks': gathered,
             'snapshot_pkl': snapshot_pkl,
             'stats_jsonl_size': self.runlog.stats_size(),
+            # Metric lines are appended before the state is saved: a resume cuts what a crash left after it.
+            'metric_jsonl_sizes': {name: os.path.getsize(os.path.join(self.run_dir, name))
+                                   for name in os.listdir(self.run_dir) if _METRIC_FILE.fullmatch(name)},
         }
         state = _to_cpu(state)
         with dnnlib.util.atomic_write(os.path.join(self.run_dir, STATE_FILE)) as f:
@@ -846,6 +852,19 @@ class Trainer:
             if self.rank == 0:
                 metric_main.report_metric(result, run_dir=self.run_dir, snapshot_pkl=snapshot_pkl)
             self.stats_metrics.update(result.results)
+
+
+_METRIC_FILE = re.compile(r'metric-[\w.-]+\.jsonl')
+
+
+def _truncate_metric_files(run_dir: str, sizes: dict[str, int]) -> None:
+    """Cut each `metric-<name>.jsonl` the state knew to its size then: the lines a crash left after it
+    belong to a snapshot the continued run makes again, and would otherwise appear twice. (So would a
+    line calc_metrics.py appended to that file between the crash and the resume; other files are kept.)"""
+    for name, size in sizes.items():
+        path = os.path.join(run_dir, name)
+        if _METRIC_FILE.fullmatch(name) and os.path.isfile(path):
+            os.truncate(path, min(int(size), os.path.getsize(path)))
 
 
 def _to_cpu(obj: Any) -> Any:
