@@ -247,9 +247,12 @@ def convert_dataset(source: str, dest: str, max_images: int | None = None, trans
                 log.info("Writing %d images of %dx%d with %d channel(s) to %s", count, w, h, c, dest)
             elif array.shape != first[1]:
                 (h0, w0, c0), (h, w, c) = first[1], array.shape
+                remedy = ("use --resolution=WxH (and --transform=center-crop) to bring them to one size"
+                          if (h, w) != (h0, w0) else
+                          "some are grayscale, some colour: convert them to one kind (e.g. all to RGB) first")
                 raise dnnlib.UserError(
                     f"Images differ: {first[0]} gives {w0}x{h0} with {c0} channel(s), {name} gives {w}x{h} with {c}; "
-                    f"use --resolution=WxH (and --transform=center-crop) to bring them to one size")
+                    f"{remedy}")
             out_name = archive_name(written)
             if labels is not None:
                 if name not in labels:

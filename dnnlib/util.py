@@ -595,7 +595,7 @@ def open_url(url: str, cache_dir: str | None = None, num_attempts: int = 3, verb
     # Local files.
     if not re.match(r"^[a-z][a-z0-9+.-]*://", url):
         if not os.path.isfile(url):
-            raise UserError(f"File not found: {url}")
+            raise UserError(f"{url} is a folder, not a file" if os.path.isdir(url) else f"File not found: {url}")
         return url if return_filename else open(url, "rb")
     if url.startswith("file://"):
         path = _file_url_to_path(url)

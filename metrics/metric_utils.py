@@ -167,8 +167,9 @@ def _read_detector(url: str, device: torch.device, flag: str | None) -> torch.nn
         with dnnlib.util.open_url(url, verbose=False, num_attempts=2, timeout=15) as f:
             data = f.read()
     except dnnlib.UserError as e:
-        hint = f"; download it on a machine with internet access and pass {flag}=PATH" if flag else ""
-        raise dnnlib.UserError(f"Cannot load the feature detector {url}: {e}{hint}") from None
+        remote = dnnlib.util.is_url(url) and not url.startswith("file://")
+        hint = f" ({flag}=PATH)" if flag and remote else ""  # open_url's message says to download it elsewhere
+        raise dnnlib.UserError(f"Cannot load the feature detector {url}: {str(e).rstrip('.')}{hint}") from None
     try:
         with warnings.catch_warnings():  # TorchScript is deprecated in recent torch, but it is the published format
             warnings.filterwarnings("ignore", message=r".*torch\.jit.*deprecated", category=DeprecationWarning)

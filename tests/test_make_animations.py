@@ -1,6 +1,7 @@
 """utils/make_animations.py: pairs of equal length (video, W, pose), smooth walks through the mapped
 keys, resumable steps, pose estimation on a folder another tool filled, clear refusals."""
 
+import json
 import logging
 import os
 import subprocess
@@ -43,7 +44,7 @@ def test_pairs_have_equal_lengths(network, repo_dir, tmp_path):
     res = run_script(f"--network={pkl}", f"--outdir={out}", "--num=2", "--frames=4-7", "--keyframe-every=3",
                      "--device=cpu", cwd=repo_dir)
     assert res.returncode == 0, res.stderr
-    names = sorted({os.path.splitext(f)[0] for f in os.listdir(out)})
+    names = sorted({os.path.splitext(f)[0] for f in os.listdir(out) if f != "walks.json"})
     assert names == [make_animations.walk_name(0, 0), make_animations.walk_name(0, 1)]
     for name in names:
         ws = np.load(out / f"{name}.npy")
@@ -55,7 +56,10 @@ def test_pairs_have_equal_lengths(network, repo_dir, tmp_path):
         assert info.fps == pytest.approx(25) and float(pose.body.fps) == pytest.approx(25)
         assert (info.width, info.height) == (16, 16)
         assert (pose.header.dimensions.width, pose.header.dimensions.height) == (16, 16)
-    assert sorted(os.listdir(out)) == sorted(f"{n}{e}" for n in names for e in (".mp4", ".npy", ".pose"))
+    assert sorted(os.listdir(out)) == sorted([f"{n}{e}" for n in names for e in (".mp4", ".npy", ".pose")]
+                                             + ["walks.json"])
+    settings = json.loads((out / "walks.json").read_text())
+    assert settings["frames"] == [4, 7] and settings["keyframe_every"] == 3 and len(settings["generator"]) == 64
 
 
 def test_walk_passes_through_mapped_keys(network):
@@ -89,7 +93,32 @@ def test_resumable_steps(network, tmp_path):
     after = {f: os.stat(os.path.join(out, f)).st_mtime_ns for f in os.listdir(out)}
     assert after[names[0] + ".mp4"] == stamps[names[0] + ".mp4"]
     assert after[names[1] + ".pose"] == stamps[names[1] + ".pose"]
-    assert len(after) == 9 and not any(f.startswith(".") for f in after)  # no temporary files left
+    assert len(after) == 10 and "walks.json" in after  # 3 walks of 3 files, and their settings
+    assert not any(f.startswith(".") for f in after)  # no temporary files left
+    # An unreadable video does not stop the others; the run then fails in one line that names it.
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    os.remove(os.path.join(out, names[1] + ".pose"))
+    with pytest.raises(dnnlib.UserError, match="No pose for 1 video .*broken.mp4"):
+        make_animations.estimate_poses(out, progress=False)
+    assert os.path.isfile(os.path.join(out, names[1] + ".pose"))
+
+
+def test_walks_of_other_settings_are_not_mixed_in(network, tmp_path):
+    _, pkl = network
+    out = str(tmp_path)
+    make_animations.render_walks(pkl, out, 1, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
+    with pytest.raises(dnnlib.UserError, match="truncation_psi 1.0 there, 0.5 now"):
+        make_animations.render_walks(pkl, out, 2, frames=(3, 4), keyframe_every=2, truncation_psi=0.5,
+                                     device="cpu", progress=False)
+    with pytest.raises(dnnlib.UserError, match="frames"):  # refused even when nothing is left to render
+        make_animations.render_walks(pkl, out, 1, frames=(5, 6), keyframe_every=2, device="cpu", progress=False)
+    other = save_snapshot(tiny_generator(seed=1, resolution=16), str(tmp_path / "G-other.pkl"))
+    with pytest.raises(dnnlib.UserError, match="generator"):
+        make_animations.render_walks(other, out, 2, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
+    assert sorted(f for f in os.listdir(out) if f.startswith("walk0")) == ["walk0000-00000.mp4", "walk0000-00000.npy"]
+    # The same generator and settings add walks.
+    make_animations.render_walks(pkl, out, 2, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
+    assert os.path.isfile(os.path.join(out, "walk0000-00001.npy"))
 
 
 def test_render_walks_runs_the_prepared_generator(network, tmp_path, caplog):
@@ -126,7 +155,7 @@ def test_estimate_only_on_foreign_folder(repo_dir, tmp_path):
 
 
 @pytest.mark.parametrize("args,words", [
-    (["--estimate-only"], "Folder not found"),
+    (["--estimate-only"], "folder not found"),
     (["--num=2"], "--network"),
     (["--network=G.pkl", "--num=2", "--frames=9-3"], "--frames"),
 ])
@@ -148,7 +177,7 @@ def test_no_mediapipe_refused_before_rendering(network, tmp_path, monkeypatch):
     assert not out.exists() or not os.listdir(out)  # nothing rendered
     result = CliRunner().invoke(make_animations.main, [*args, "--render-only"])  # rendering alone needs none
     assert result.exit_code == 0, result.output
-    assert sorted(os.path.splitext(f)[1] for f in os.listdir(out)) == [".mp4", ".npy"]
+    assert sorted(os.path.splitext(f)[1] for f in os.listdir(out)) == [".json", ".mp4", ".npy"]
 
 
 def test_parse_frames():

@@ -343,8 +343,11 @@ def test_load_lstm_refuses_other_files(tmp_path):
     with pytest.raises(dnnlib.UserError, match="not a pose-LSTM checkpoint"):
         pose_lstm.load_lstm(str(tmp_path / "other.pt"))
     (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04truncated")
-    with pytest.raises(dnnlib.UserError, match="not a pose-LSTM checkpoint; train one"):
+    with pytest.raises(dnnlib.UserError, match="cut.pt is damaged or truncated"):
         pose_lstm.load_lstm(str(tmp_path / "cut.pt"))
+    (tmp_path / "text.pt").write_bytes(b"some notes")
+    with pytest.raises(dnnlib.UserError, match="not a pose-LSTM checkpoint; train one"):
+        pose_lstm.load_lstm(str(tmp_path / "text.pt"))
     (tmp_path / "G.pkl").write_bytes(pickle.dumps({"G_ema": None}))
     with pytest.raises(dnnlib.UserError, match="looks like a pickle: a network snapshot goes to --network"):
         pose_lstm.load_lstm(str(tmp_path / "G.pkl"))

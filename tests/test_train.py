@@ -156,8 +156,12 @@ def test_resume_run_dir_continues_in_place(sg3t_run):
     before = read_stats(sg3t_run)
     state = load_state(sg3t_run)
     assert state['progress']['cur_nimg'] == 64 and state['progress']['cur_tick'] == 3
+    (sg3t_run / '.training-state.pt.k3x_9q2a.tmp').write_bytes(b'half a state')  # a write killed mid-way
+    (sg3t_run / 'notes.tmp').write_text('the user\'s')
     run_train(f'--resume={sg3t_run}', '--kimg=0.128')
     assert [p.name for p in sg3t_run.parent.iterdir()] == [sg3t_run.name]  # no new run folder
+    assert not (sg3t_run / '.training-state.pt.k3x_9q2a.tmp').exists() and (sg3t_run / 'notes.tmp').exists()
+    (sg3t_run / 'notes.tmp').unlink()
     after = read_stats(sg3t_run)
     assert after[:len(before)] == before  # appended, not rewritten
     ticks = [s['Progress/tick']['mean'] for s in after]

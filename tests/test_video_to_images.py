@@ -2,6 +2,7 @@
 
 import io
 import json
+import math
 import subprocess
 import sys
 import zipfile
@@ -122,10 +123,12 @@ def test_frames_without_person_are_skipped(data_dir, tmp_path):
     red = pose_features.load_pose(data_dir / "testing-reduced.pose")
     conf = np.asarray(red.body.confidence).copy()
     ls = red.header.get_point_index("POSE_LANDMARKS", "LEFT_SHOULDER")
-    conf[[1, 3, 4], 0, ls] = 0
+    conf[[1, 3], 0, ls] = 0
+    data = np.ma.getdata(red.body.data).copy()
+    data[4, 0, ls, :2] = 1e9  # a broken estimate far outside the frame: no person, not a 1e9-pixel crop
     pose_path = tmp_path / "gaps.pose"
     buf = io.BytesIO()
-    Pose(red.header, NumPyPoseBody(fps=25, data=np.ma.getdata(red.body.data), confidence=conf)).write(buf)
+    Pose(red.header, NumPyPoseBody(fps=25, data=data, confidence=conf)).write(buf)
     pose_path.write_bytes(buf.getvalue())
     out = tmp_path / "f.zip"
     stats = video_to_images(str(data_dir / "signer-pix2pix-256.mp4"), str(pose_path), str(out), resolution=RES,
@@ -206,6 +209,9 @@ def test_bad_inputs(data_dir, tmp_path):
         video_to_images(video, str(data_dir / "testing-reduced.pose"), out, resolution=100)
     with pytest.raises(dnnlib.UserError, match=".zip"):
         video_to_images(video, str(data_dir / "testing-reduced.pose"), str(tmp_path / "f.tar"))
+    for kwargs in (dict(max_frames=0), dict(max_frames=-5), dict(crop_scale=math.inf)):
+        with pytest.raises(dnnlib.UserError, match="--max_frames .*: give at least 1|must be positive numbers"):
+            video_to_images(video, str(data_dir / "testing-reduced.pose"), out, **kwargs)
     assert list(tmp_path.iterdir()) == []
     # Allowed mismatch: the first min(97, 91) frames.
     stats = video_to_images(video, str(data_dir / "testing-original.pose"), out, resolution=RES,

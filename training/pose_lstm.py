@@ -304,8 +304,11 @@ def read_checkpoint(path: str) -> dict[str, Any]:
         raise dnnlib.UserError(f"LSTM checkpoint not found: {path}")
     if not zipfile.is_zipfile(path):  # torch.save writes zip archives; anything else is another kind of file
         with open(path, "rb") as f:
-            pickled = f.read(1) == b"\x80"
-        hint = " (it looks like a pickle: a network snapshot goes to --network)" if pickled else ""
+            head = f.read(4)
+        if head == b"PK\x03\x04":  # the start of a zip archive without its end
+            raise dnnlib.UserError(f"{path} is damaged or truncated (an incomplete copy?); copy it again, or use "
+                                   f"the run's lstm-best.pt")
+        hint = " (it looks like a pickle: a network snapshot goes to --network)" if head[:1] == b"\x80" else ""
         raise dnnlib.UserError(f"{path} is not a pose-LSTM checkpoint{hint}; train one with train_pose_lstm.py")
     try:
         with warnings.catch_warnings():  # torch's remarks about the pickle protocol of a file that is not ours

@@ -25,6 +25,7 @@ stopped.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -510,6 +511,8 @@ class Trainer:
                                  purge_step=int(self.progress.cur_nimg / 1e3) + 1 if state else None)
             if state is not None and 'metric_jsonl_sizes' in state:
                 _truncate_metric_files(self.run_dir, state['metric_jsonl_sizes'])
+            if state is not None:
+                _remove_stale_temporaries(self.run_dir)
         else:
             self.runlog = RunLog(None)
 
@@ -855,6 +858,20 @@ class Trainer:
 
 
 _METRIC_FILE = re.compile(r'metric-[\w.-]+\.jsonl')
+
+
+# The temporary files of dnnlib.util's atomic writers: '.<name>.<8 random characters>.tmp[.<ext>]'.
+_TEMPORARY_FILE = re.compile(r'\..+\.[a-z0-9_]{8}\.tmp(\.\w+)?')
+
+
+def _remove_stale_temporaries(run_dir: str) -> None:
+    """Remove what atomic writes killed mid-way left in the run folder (a state or snapshot can be
+    gigabytes). Called when a run continues, before anything of it is written again."""
+    for name in os.listdir(run_dir):
+        if _TEMPORARY_FILE.fullmatch(name):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(run_dir, name))
+                log.info('Removed %s, left by an interrupted write', name)
 
 
 def _truncate_metric_files(run_dir: str, sizes: dict[str, int]) -> None:

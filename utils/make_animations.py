@@ -11,11 +11,12 @@ every frame in `<name>.npy` (`[T, num_ws, w_dim]` float32); T is drawn from `--f
 Step 2 (estimate): every `<name>.mp4` in the folder without a `<name>.pose` gets one (MediaPipe
 Holistic through `utils.pose_estimation`), so the step also runs on folders another tool filled.
 Both steps skip outputs that exist and write atomically: an interrupted run is simply re-run.
+`walks.json` records the generator (a hash of its weights) and the settings; adding walks made
+otherwise to the folder is refused, so the pairs never mix two generators.
 """
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import sys
@@ -63,6 +64,35 @@ def walk_ws(G, seed: int, index: int, frames: tuple[int, int], keyframe_every: i
     return make_walk(keys, kind="cubic", loop=False)(np.arange(num_frames) / keyframe_every)
 
 
+SETTINGS_FILE = "walks.json"
+
+
+def _check_settings(outdir: str, settings: dict) -> None:
+    """Refuse to add walks to a folder whose walks were made otherwise (another generator, frame
+    counts, truncation, frame rate or key spacing): the pairs would mix. Keys absent from either
+    record (the generator's hash before G is loaded) are not compared."""
+    import json
+    path = os.path.join(outdir, SETTINGS_FILE)
+    if not os.path.isfile(path):
+        return
+    try:
+        with open(path) as f:
+            before = json.load(f)
+    except (OSError, ValueError) as e:
+        raise dnnlib.UserError(f"Cannot read {path}: {e}; remove it if its walks are yours") from None
+    differ = [k for k in settings if k in before and before[k] != settings[k]]
+    if differ:
+        what = "; ".join(f"{k} {before[k]!r} there, {settings[k]!r} now" for k in differ)
+        raise dnnlib.UserError(f"{outdir} holds walks made with other settings ({what}); use another --outdir, "
+                               f"or the settings of {SETTINGS_FILE}")
+
+
+def _write_settings(outdir: str, settings: dict) -> None:
+    import json
+    with dnnlib.util.atomic_write(os.path.join(outdir, SETTINGS_FILE), "w", what="settings") as f:
+        json.dump(settings, f, indent=2)
+
+
 def render_walks(network: str, outdir: str, num: int, frames: tuple[int, int] = (60, 240), seed: int = 0,
                  truncation_psi: float = 1.0, fps: float = 25.0, keyframe_every: int = 30, batch: int = 4,
                  device: str = "auto", progress: bool | None = None, precision: str = "auto") -> list[str]:
@@ -79,6 +109,9 @@ def render_walks(network: str, outdir: str, num: int, frames: tuple[int, int] = 
 
     if num < 1 or keyframe_every < 1 or not fps > 0:
         raise dnnlib.UserError("--num and --keyframe-every must be at least 1 and --fps positive")
+    settings = {"frames": list(frames), "truncation_psi": float(truncation_psi), "fps": float(fps),
+                "keyframe_every": int(keyframe_every)}
+    _check_settings(outdir, settings)
     names = [walk_name(seed, i) for i in range(num)]
     todo = [i for i, name in enumerate(names)
             if not all(os.path.isfile(os.path.join(outdir, name + ext)) for ext in (".mp4", ".npy"))]
@@ -91,8 +124,12 @@ def render_walks(network: str, outdir: str, num: int, frames: tuple[int, int] = 
     if G.c_dim != 0:
         raise dnnlib.UserError(f"{network} is a conditional generator ({G.c_dim} classes); walks need an "
                                f"unconditional one")
+    from training.pose_lstm import generator_identity
+    settings = {"generator": generator_identity(G)["hash"], "network": network, **settings}
+    _check_settings(outdir, {k: v for k, v in settings.items() if k != "network"})
     G, desc = prepare_generator(G, dev, precision)  # the fastest correct way to run G here (logged below)
     dnnlib.util.make_dirs(outdir, "output folder")
+    _write_settings(outdir, settings)
     log.info(describe_render_path(G, dev, batch, desc))
     for i in tqdm(todo, desc="rendering walks", unit="walk", disable=None if progress is None else not progress):
         base = os.path.join(outdir, names[i])
@@ -106,26 +143,19 @@ def render_walks(network: str, outdir: str, num: int, frames: tuple[int, int] = 
 
 
 def estimate_poses(outdir: str, progress: bool | None = None) -> list[str]:
-    """Step 2: a `<name>.pose` for every `<name>.mp4` in `outdir` that has none. Returns the
-    names of the poses written."""
-    from tqdm import tqdm
+    """Step 2: a `<name>.pose` for every video in `outdir` that has none
+    (`utils.pose_estimation.estimate_folder_poses`). Returns the names of the poses written. A video
+    that cannot be read does not stop the others; then a `UserError` names it at the end."""
+    from utils.pose_estimation import estimate_folder_poses
 
-    from utils.pose_estimation import estimate_video_pose
-
-    if not os.path.isdir(outdir):
-        raise dnnlib.UserError(f"Folder not found: {outdir}")
-    videos = sorted(glob.glob(os.path.join(outdir, "*.mp4")))
-    todo = [v for v in videos if not os.path.isfile(os.path.splitext(v)[0] + ".pose")]
-    if not videos:
-        log.warning("No .mp4 videos in %s", outdir)
-    elif len(todo) < len(videos):
-        log.info("%d of %d videos in %s have poses; estimating the other %d", len(videos) - len(todo),
-                 len(videos), outdir, len(todo))
-    done = []
-    for video in tqdm(todo, desc="estimating poses", unit="video", disable=None if progress is None else not progress):
-        estimate_video_pose(video, os.path.splitext(video)[0] + ".pose", skip_existing=True, progress=progress)
-        done.append(os.path.splitext(os.path.basename(video))[0])
-    return done
+    res = estimate_folder_poses(outdir, outdir, progress=progress)
+    if res["kept"] and res["written"]:
+        log.info("%d videos in %s had poses; estimated %d", len(res["kept"]), outdir, len(res["written"]))
+    if res["failed"]:
+        n, reason = len(res["failed"]), res["failed"][0][1]
+        raise dnnlib.UserError(f"No pose for {n} video{'' if n == 1 else 's'} (the others have theirs); "
+                               f"first: {reason}")
+    return res["written"]
 
 #----------------------------------------------------------------------------
 

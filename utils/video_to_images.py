@@ -112,9 +112,11 @@ class _Crops:
                       "right": h.get_point_index(pose_features.RIGHT_HAND, "MIDDLE_FINGER_MCP")}
         self.crop_scale = crop_scale
         self.hand_scale = hand_scale
+        self.reach = 4.0 * max(video_size)  # a point further than this outside the frame is a broken estimate
 
     def _found(self, i: int, p: int) -> bool:
-        return bool(self.conf[i, p] > 0 and np.isfinite(self.xy[i, p]).all())
+        xy = self.xy[i, p]
+        return bool(self.conf[i, p] > 0 and np.isfinite(xy).all() and (np.abs(xy) <= self.reach).all())
 
     def shoulder_width(self, i: int) -> float | None:
         if not (self._found(i, self.ls) and self._found(i, self.rs)):
@@ -240,8 +242,10 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
     `images`, `skipped_no_person`, `hand_images`, `hands_not_found`, `clips`."""
     if resolution < 4 or resolution & (resolution - 1):
         raise dnnlib.UserError(f"--resolution {resolution}: training needs a power of two (e.g. 256)")
-    if not crop_scale > 0 or not hand_scale > 0:
-        raise dnnlib.UserError("--crop_scale and --hand_scale must be positive")
+    if not 0 < crop_scale < math.inf or not 0 < hand_scale < math.inf:
+        raise dnnlib.UserError("--crop_scale and --hand_scale must be positive numbers")
+    if max_frames is not None and max_frames < 1:
+        raise dnnlib.UserError(f"--max_frames {max_frames}: give at least 1 (or leave it out for every frame)")
     if pad not in ("edge", "black"):
         raise dnnlib.UserError(f"--pad {pad}: use edge or black")
     if not 0 <= png_compression <= 9:
