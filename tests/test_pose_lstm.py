@@ -103,6 +103,17 @@ def test_seed_repeats_a_run(setup, tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_resume_with_moved_pairs(setup, tmp_path):
+    pairs = tmp_path / "pairs"
+    shutil.copytree(setup["pairs"], pairs)
+    pose_lstm.train_pose_lstm(options(setup, tmp_path / "run", steps=3, pairs=str(pairs)), progress=False)
+    moved = tmp_path / "moved-pairs"
+    pairs.rename(moved)
+    res = pose_lstm.train_pose_lstm(options(setup, tmp_path / "run", resume=True, pairs=str(moved)), progress=False)
+    assert res["step"] == 6
+    assert torch.load(tmp_path / "run" / "lstm.pt", weights_only=True)["config"]["pairs"] == str(moved)
+
+
 def test_resume_after_a_torn_stats_line(setup, tmp_path):
     pose_lstm.train_pose_lstm(options(setup, tmp_path, steps=3), progress=False)
     with open(tmp_path / "stats.jsonl", "a") as f:

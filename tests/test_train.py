@@ -186,6 +186,24 @@ def test_resume_run_dir_refuses_other_options(sg3t_run):
     assert_one_line_error(result, 'training_options.json')
 
 
+def test_continue_a_run_whose_dataset_moved(sg3t_run, tiny_zip, signer64_zip, tmp_path):
+    run = tmp_path / sg3t_run.name
+    shutil.copytree(sg3t_run, run)
+    options = json.loads((run / 'training_options.json').read_text())
+    options['training_set_kwargs']['path'] = options['cli_options']['data'] = str(tmp_path / 'old-disk' / 'tiny.zip')
+    (run / 'training_options.json').write_text(json.dumps(options))
+    assert_one_line_error(invoke(f'--resume={run}'), 'if it moved, continue with')
+    assert_one_line_error(invoke(f'--resume={run}', f'--data={signer64_zip}'), 'trains on its own dataset')
+    moved = tmp_path / 'new-disk' / 'tiny.zip'
+    moved.parent.mkdir()
+    shutil.copy(tiny_zip, moved)
+    before = load_state(run)['progress']['cur_nimg']
+    run_train(f'--resume={run}', f'--data={moved}', f'--kimg={options["total_kimg"] + 0.032}')
+    options = json.loads((run / 'training_options.json').read_text())
+    assert options['training_set_kwargs']['path'] == options['cli_options']['data'] == str(moved)
+    assert load_state(run)['progress']['cur_nimg'] == before + 32
+
+
 def test_damaged_training_state_is_one_line(sg3t_run, tmp_path):
     run = tmp_path / sg3t_run.name
     shutil.copytree(sg3t_run, run)

@@ -22,6 +22,8 @@ import torch
 import dnnlib
 from torch_utils import distributed, training_stats
 
+log = logging.getLogger(__name__)
+
 CONFIGS = ('stylegan3-t', 'stylegan3-r', 'stylegan2')
 # Options a continued run may take anew (everything else comes from its training_options.json).
 CONTINUE_OPTIONS = ('resume', 'kimg', 'workers', 'dry_run', 'inception', 'vgg16')
@@ -247,7 +249,8 @@ def continuation_config(opts: dnnlib.EasyDict, given: set[str]) -> dnnlib.EasyDi
     if cli is None:
         raise dnnlib.UserError(f'{options_path} was not written by this train.py; continue that run with the tool '
                                f'that started it, or fine-tune from one of its snapshots with --resume=<pickle>')
-    for name in sorted(given - set(CONTINUE_OPTIONS)):
+    moved = 'data' in given and not _same(opts.data, cli.get('data'))  # the run's dataset, at a new place
+    for name in sorted(given - set(CONTINUE_OPTIONS) - ({'data'} if moved else set())):
         if not _same(opts[name], cli.get(name)):
             raise dnnlib.UserError(f'--{name.replace("_", "-")}={opts[name]} differs from the run\'s '
                                    f'{cli.get(name)}: a continued run keeps its options (only --kimg may be raised '
@@ -260,7 +263,21 @@ def continuation_config(opts: dnnlib.EasyDict, given: set[str]) -> dnnlib.EasyDi
     if 'workers' in given:
         c.data_loader_kwargs.num_workers = cli['workers'] = opts.workers
     c.run_dir = run_dir
-    open_dataset(c.training_set_kwargs.path, use_labels=c.training_set_kwargs.use_labels)
+    ds = c.training_set_kwargs
+    if moved:
+        new, _name, dataset = open_dataset(opts.data, use_labels=ds.use_labels)
+        dataset.close()
+        if (new.resolution, new.max_size) != (ds.resolution, ds.max_size):
+            raise dnnlib.UserError(f'--data={opts.data} holds {new.max_size} images of {new.resolution}x{new.resolution}, '
+                                   f'the run\'s dataset {ds.max_size} of {ds.resolution}x{ds.resolution}: a continued '
+                                   f'run trains on its own dataset (moved is fine); start a new run to change it')
+        log.info('The run\'s dataset %s is now read from %s', ds.path, opts.data)
+        ds.path = cli['data'] = opts.data
+    elif not os.path.exists(ds.path):
+        raise dnnlib.UserError(f'The run\'s dataset {ds.path} is not there; if it moved, continue with '
+                               f'--resume={run_dir} --data=NEW_PATH')
+    else:
+        open_dataset(ds.path, use_labels=ds.use_labels)[2].close()
     state_path = os.path.join(run_dir, STATE_FILE)
     c.resume_state = state_path if os.path.isfile(state_path) else None
     c.cli_options = cli

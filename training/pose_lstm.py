@@ -766,7 +766,12 @@ def _augment_pairs(augment_dir: str, up_to_step: int, spec, w_dim: int, num_ws: 
 def _merge_resume_config(opts: TrainOptions, saved: dict[str, Any]) -> TrainOptions:
     merged = dataclasses.replace(opts)
     for key in TrainOptions.RUN_KEYS:
-        if key in saved and saved[key] != getattr(opts, key):
+        given = getattr(opts, key)
+        if key in ("pairs", "val") and saved.get(key) and given and not os.path.exists(saved[key]) \
+                and os.path.isdir(given):  # the run's folder moved: read it where it is now
+            log.info("Resuming: the run's %s folder %s is now read from %s", key, saved[key], given)
+            continue
+        if key in saved and saved[key] != given:
             log.warning("Resuming: keeping the checkpoint's %s=%r (given %r)", key, saved[key], getattr(opts, key))
             setattr(merged, key, saved[key])
     return merged
