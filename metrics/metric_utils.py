@@ -168,7 +168,8 @@ def _read_detector(url: str, device: torch.device, flag: str | None) -> torch.nn
             data = f.read()
     except dnnlib.UserError as e:
         remote = dnnlib.util.is_url(url) and not url.startswith("file://")
-        hint = f" ({flag}=PATH)" if flag and remote else ""  # open_url's message says to download it elsewhere
+        # open_url's message for a URL already says to download it elsewhere; here the option to pass it with.
+        hint = "" if not flag else f" ({flag}=PATH)" if remote else f"; give the detector's path with {flag}=PATH"
         raise dnnlib.UserError(f"Cannot load the feature detector {url}: {str(e).rstrip('.')}{hint}") from None
     try:
         with warnings.catch_warnings():  # TorchScript is deprecated in recent torch, but it is the published format
