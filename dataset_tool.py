@@ -56,8 +56,11 @@ def _labels_from_json(read: Callable[[], bytes], source: str) -> dict[str, Any] 
 
 
 def _folder_source(path: str, max_images: int | None):
+    def unreadable(e: OSError) -> None:  # a subfolder left out silently would shrink the dataset unseen
+        raise dnnlib.UserError(f"Cannot read folder {e.filename}: {e.strerror or e}")
+
     names = sorted(os.path.relpath(os.path.join(root, f), path).replace(os.sep, "/")
-                   for root, _dirs, files in os.walk(path) for f in files)
+                   for root, _dirs, files in os.walk(path, onerror=unreadable) for f in files)
     labels = None
     if "dataset.json" in names:
         json_path = os.path.join(path, "dataset.json")

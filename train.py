@@ -23,6 +23,7 @@ Multi-machine runs need the dataset on every machine (and, to continue a run, it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -39,6 +40,7 @@ from training.launcher import (
     describe,
     fetch_detectors,
     launch,
+    lock_run_dir,
     next_run_dir,
     parse_metrics,
     run_is_complete,
@@ -146,38 +148,41 @@ def main(ctx: click.Context, **kwargs) -> None:
              if ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)}
     is_rank0 = int(os.environ.get('RANK', '0')) == 0
 
-    if opts.resume is not None and os.path.isdir(opts.resume):
-        c = continuation_config(opts, given)
-        run_dir, new_run = c.run_dir, False
-        if run_is_complete(c):
-            print(f'{run_dir} has already reached {c.total_kimg:g} kimg; nothing to do (raise --kimg to train longer).')
-            return
-    else:
-        c, desc, dataset = build_config(opts)
-        if opts.resume is not None:
-            check_resume_pkl(c, dataset)
-        c.cli_options = {k: v for k, v in kwargs.items() if k != 'dry_run'}
-        run_dir, new_run = next_run_dir(opts.outdir, desc), True
-        c.run_dir = run_dir
-    check_processes(c.num_gpus)
+    with contextlib.ExitStack() as stack:
+        if opts.resume is not None and os.path.isdir(opts.resume):
+            c = continuation_config(opts, given)
+            run_dir, new_run = c.run_dir, False
+            if is_rank0 and not opts.dry_run:
+                stack.enter_context(lock_run_dir(run_dir))  # one process trains a run at a time
+            if run_is_complete(c):
+                print(f'{run_dir} has already reached {c.total_kimg:g} kimg; nothing to do (raise --kimg to train longer).')
+                return
+        else:
+            c, desc, dataset = build_config(opts)
+            if opts.resume is not None:
+                check_resume_pkl(c, dataset)
+            c.cli_options = {k: v for k, v in kwargs.items() if k != 'dry_run'}
+            run_dir, new_run = next_run_dir(opts.outdir, desc), True
+            c.run_dir = run_dir
+        check_processes(c.num_gpus)
 
-    summary = describe(c, run_dir, new_run)
-    if is_rank0:
-        print(summary)
-    if opts.dry_run:
+        summary = describe(c, run_dir, new_run)
         if is_rank0:
-            print('Dry run; exiting.')
-        return
-    fetch_detectors(c, opts.inception, opts.vgg16)
+            print(summary)
+        if opts.dry_run:
+            if is_rank0:
+                print('Dry run; exiting.')
+            return
+        fetch_detectors(c, opts.inception, opts.vgg16)
 
-    if is_rank0:
-        if new_run:
-            dnnlib.util.make_dirs(run_dir, 'run folder', exist_ok=False)
-        with dnnlib.util.atomic_write(os.path.join(run_dir, 'training_options.json'), 'w') as f:
-            json.dump(c, f, indent=2)
-        with open(os.path.join(run_dir, 'log.txt'), 'a') as f:
-            f.write(summary + '\n')
-    launch(c)
+        if is_rank0:
+            if new_run:
+                dnnlib.util.make_dirs(run_dir, 'run folder', exist_ok=False)
+            with dnnlib.util.atomic_write(os.path.join(run_dir, 'training_options.json'), 'w') as f:
+                json.dump(c, f, indent=2)
+            with open(os.path.join(run_dir, 'log.txt'), 'a') as f:
+                f.write(summary + '\n')
+        launch(c)
 
 
 if __name__ == '__main__':

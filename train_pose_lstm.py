@@ -59,6 +59,9 @@ def main(**kwargs) -> None:
     python train_pose_lstm.py --pairs=pairs --network=G.pkl --outdir=lstm-run --resume --steps=40000"""
     from training.pose_lstm import TrainOptions, train_pose_lstm
     result = train_pose_lstm(TrainOptions(**kwargs))
+    if result.get("nothing_to_do"):
+        click.echo(f"Nothing to do: {result['checkpoint']} is at step {result['step']}; raise --steps to train on")
+        return
     if "val_mae" in result:
         click.echo(f"Step {result['step']}: validation MAE {result['val_mae']:.4f} "
                    f"(mean predictor {result['val_mean_predictor_mae']:.4f})")

@@ -114,6 +114,17 @@ def test_resume_with_moved_pairs(setup, tmp_path):
     assert torch.load(tmp_path / "run" / "lstm.pt", weights_only=True)["config"]["pairs"] == str(moved)
 
 
+def test_resume_at_the_last_step_writes_nothing(setup, tmp_path):
+    pose_lstm.train_pose_lstm(options(setup, tmp_path, steps=3), progress=False)
+    stamp = os.stat(tmp_path / "lstm.pt").st_mtime_ns
+    res = pose_lstm.train_pose_lstm(options(setup, tmp_path, resume=True, steps=3), progress=False)
+    assert res["nothing_to_do"] and res["step"] == 3 and os.stat(tmp_path / "lstm.pt").st_mtime_ns == stamp
+    result = CliRunner().invoke(train_pose_lstm.main, [f"--pairs={setup['pairs']}", f"--network={setup['network']}",
+                                                       f"--outdir={tmp_path}", "--steps=2", "--resume",
+                                                       "--device=cpu"])
+    assert result.exit_code == 0 and "Nothing to do" in result.output and "Wrote" not in result.output
+
+
 def test_resume_after_a_torn_stats_line(setup, tmp_path):
     pose_lstm.train_pose_lstm(options(setup, tmp_path, steps=3), progress=False)
     with open(tmp_path / "stats.jsonl", "a") as f:

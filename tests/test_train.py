@@ -204,6 +204,16 @@ def test_continue_a_run_whose_dataset_moved(sg3t_run, tiny_zip, signer64_zip, tm
     assert load_state(run)['progress']['cur_nimg'] == before + 32
 
 
+@pytest.mark.skipif(sys.platform == 'win32', reason='the run lock uses fcntl (POSIX)')
+def test_a_run_is_continued_by_one_process_at_a_time(sg3t_run, tmp_path):
+    from training.launcher import lock_run_dir
+    run = tmp_path / sg3t_run.name
+    shutil.copytree(sg3t_run, run)
+    with lock_run_dir(str(run)):  # another train.py continuing the run holds this
+        assert_one_line_error(invoke(f'--resume={run}', '--kimg=1'), 'is being trained by another process')
+    assert invoke(f'--resume={run}', '--dry-run').exit_code == 0
+
+
 def test_damaged_training_state_is_one_line(sg3t_run, tmp_path):
     run = tmp_path / sg3t_run.name
     shutil.copytree(sg3t_run, run)

@@ -7,6 +7,7 @@ launching one process, `num_gpus` local processes or a torchrun rank (`launch`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import time
 import types
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -282,6 +283,32 @@ def continuation_config(opts: dnnlib.EasyDict, given: set[str]) -> dnnlib.EasyDi
     c.resume_state = state_path if os.path.isfile(state_path) else None
     c.cli_options = cli
     return c
+
+
+LOCK_FILE = '.train.lock'
+
+
+@contextlib.contextmanager
+def lock_run_dir(run_dir: str) -> Iterator[None]:
+    """Hold an exclusive lock on the run folder while continuing it: a second train.py continuing the
+    same run (which would write the same files) stops with a UserError. The lock goes with the process
+    (a killed run leaves none). Where the OS has no `fcntl` (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path = os.path.join(run_dir, LOCK_FILE)
+    with open(path, 'a') as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise dnnlib.UserError(f'{run_dir} is being trained by another process; wait for it to end, or stop '
+                                   f'it, before continuing the run') from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def run_is_complete(c: dnnlib.EasyDict) -> bool:

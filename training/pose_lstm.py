@@ -785,7 +785,8 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
     (the model with the lowest validation MAE, or with `best_by='consistency'` the lowest
     `consistency_score` of the real poses' renders; without optimizer state), TensorBoard events and
     `stats.jsonl` (one line per validation) to `opts.outdir`. Returns the last validation's figures
-    (`val_mae`, `val_mean_predictor_mae`, ...) and `step`."""
+    (`val_mae`, `val_mean_predictor_mae`, ...) and `step`; with `"nothing_to_do": True` when a resumed
+    run is already at `opts.steps`."""
     from tqdm import tqdm
 
     from torch_utils import misc
@@ -799,6 +800,8 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
     if opts.resume:
         resumed = read_checkpoint(ckpt_path)
         opts = _merge_resume_config(opts, resumed["config"])
+        if int(resumed["step"]) >= opts.steps:  # nothing to train: write nothing
+            return {"step": int(resumed["step"]), "checkpoint": ckpt_path, "nothing_to_do": True}
     elif os.path.exists(ckpt_path):
         raise dnnlib.UserError(f"{ckpt_path} exists; pass --resume to continue that run or choose another --outdir")
     dnnlib.util.make_dirs(opts.outdir, "output folder")
