@@ -20,7 +20,6 @@ without a display the figures are written next to the first .npz file.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
@@ -133,11 +132,8 @@ def average_spectrum(images: Iterator[torch.Tensor], mean: float = 0.0, std: flo
 
 
 def save_spectrum(dest: str, spectrum: np.ndarray, image_size: int, **meta) -> None:
-    buf = io.BytesIO()  # the archive is built in memory: a failed write cannot leave numpy's zip writer half-open
-    np.savez(buf, spectrum=spectrum.astype(np.float64), image_size=np.int64(image_size),
-             **{k: np.asarray(v) for k, v in meta.items()})
-    with dnnlib.util.atomic_write(dest) as f:
-        f.write(buf.getvalue())
+    dnnlib.util.save_npz(dest, "spectrum", spectrum=spectrum.astype(np.float64), image_size=np.int64(image_size),
+                         **{k: np.asarray(v) for k, v in meta.items()})
 
 
 def load_spectrum(path: str) -> tuple[np.ndarray, int]:
@@ -269,8 +265,10 @@ def stats(source: str, num: int | None, seed: int, device: str) -> None:
 @click.option("--source", required=True, metavar="PATH", help="Dataset folder or zip, or network .pkl / URL")
 @click.option("--dest", required=True, metavar="NPZ", help="Where to save the spectrum (.npz)")
 @click.option("--num", type=click.IntRange(min=1), metavar="N", help="Number of images [default: all / 1000]")
-@click.option("--mean", type=dnnlib.util.finite_float(), default=0.0, show_default=True, help="Pixel mean to subtract (from 'stats')")
-@click.option("--std", type=dnnlib.util.finite_float(), default=1.0, show_default=True, help="Pixel std to divide by (from 'stats')")
+@click.option("--mean", type=dnnlib.util.finite_float(), default=0.0, show_default=True,
+              help="Pixel mean to subtract (from 'stats')")
+@click.option("--std", type=dnnlib.util.finite_float(), default=1.0, show_default=True,
+              help="Pixel std to divide by (from 'stats')")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (subset / latents)")
 @click.option("--beta", type=dnnlib.util.finite_float(), default=8.0, show_default=True, help="Kaiser window shape")
 @click.option("--interp", type=click.IntRange(min=1), default=4, show_default=True, help="Zero-padding factor")
@@ -294,7 +292,8 @@ def calc(source: str, dest: str, num: int | None, mean: float, std: float, seed:
 @main.command()
 @click.argument("npz_file", metavar="NPZ")
 @click.option("--save", metavar="PNG", help="Save the figure here [default: show it, or NPZ stem + -heatmap.png]")
-@click.option("--smooth", type=dnnlib.util.finite_float(), default=1.25, show_default=True, help="Gaussian smoothing (image pixels)")
+@click.option("--smooth", type=dnnlib.util.finite_float(), default=1.25, show_default=True,
+              help="Gaussian smoothing (image pixels)")
 @dnnlib.util.cli_main
 def heatmap(npz_file: str, save: str | None, smooth: float) -> None:
     """Plot a spectrum as a 2-D heatmap (dB)."""
@@ -306,7 +305,8 @@ def heatmap(npz_file: str, save: str | None, smooth: float) -> None:
 @main.command()
 @click.argument("npz_files", metavar="NPZ...", nargs=-1, required=True)
 @click.option("--save", metavar="PNG", help="Save the figure here [default: show it, or first NPZ stem + -slices.png]")
-@click.option("--smooth", type=dnnlib.util.finite_float(), default=0.0, show_default=True, help="Gaussian smoothing (image pixels)")
+@click.option("--smooth", type=dnnlib.util.finite_float(), default=0.0, show_default=True,
+              help="Gaussian smoothing (image pixels)")
 @dnnlib.util.cli_main
 def slices(npz_files: tuple[str, ...], save: str | None, smooth: float) -> None:
     """Plot horizontal and diagonal slices of one or more spectra (dB)."""

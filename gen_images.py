@@ -34,13 +34,15 @@ log = logging.getLogger(__name__)
 @click.command()
 @click.option('--network', 'network_pkl', required=True, metavar='PATH|URL', help='Network pickle (trusted files only)')
 @click.option('--seeds', required=True, metavar='LIST', help="Seeds, e.g. '0-3,7'")
-@click.option('--trunc', 'truncation_psi', type=dnnlib.util.finite_float(), default=1, show_default=True, help='Truncation psi')
+@click.option('--trunc', 'truncation_psi', type=dnnlib.util.finite_float(), default=1, show_default=True,
+              help='Truncation psi')
 @click.option('--class', 'class_idx', type=int, default=None, help='Class label (conditional networks only)')
 @click.option('--noise-mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True,
               help='Noise inputs (StyleGAN2)')
 @click.option('--translate', default='0,0', show_default=True, metavar='X,Y',
               help='Move the image (StyleGAN3), in image widths')
-@click.option('--rotate', type=dnnlib.util.finite_float(), default=0, show_default=True, metavar='DEG', help='Rotate the image (StyleGAN3)')
+@click.option('--rotate', type=dnnlib.util.finite_float(), default=0, show_default=True, metavar='DEG',
+              help='Rotate the image (StyleGAN3)')
 @click.option('--outdir', required=True, metavar='DIR', help='Where to write seed%04d.png')
 @click.option('--device', default='auto', show_default=True, help='auto, cpu or cuda')
 @click.option('--precision', type=click.Choice(['auto', 'fp32', 'bf16']), default='auto', show_default=True,

@@ -78,6 +78,8 @@ def render_walk_video(network: str, seeds: list[int], output: str, grid: tuple[i
 
     gw, gh = grid
     cells = gw * gh
+    if not fps > 0:
+        raise dnnlib.UserError(f"--fps must be positive, got {fps}")
     if not seeds:
         raise dnnlib.UserError("--seeds: no seeds given")
     if num_keyframes is None:
@@ -286,7 +288,8 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
     `<name>.json` and `<name>-consistency.png`), loading the networks once. Outputs that exist are
     kept, so an interrupted run continues where it stopped. A pose that cannot be rendered
     (unreadable, no person) is reported and the others go on. With `consistency`,
-    `<outdir>/pose-consistency.json` holds the figures of all videos pooled (`metrics.pose_consistency.combine_consistency`) and each video's own.
+    `<outdir>/pose-consistency.json` holds the figures of all videos pooled
+    (`metrics.pose_consistency.combine_consistency`) and each video's own.
 
     Returns `{"rendered", "kept", "failed": [(pose path, reason)], "outdir"}`, with `consistency`
     also `"consistency"` (the pooled figures) and `"summary"` (its file)."""
@@ -372,8 +375,10 @@ def _read_figures(json_path: str) -> dict[str, Any] | None:
 @click.option("--lstm", metavar="FILE", help="Pose LSTM trained for this generator (pose mode)")
 @click.option("--output", required=True, metavar="FILE|DIR",
               help="Video to write (.mp4); a folder when --pose is one (name.mp4 per name.pose)")
-@click.option("--fps", type=dnnlib.util.finite_float(), default=None, help="Frame rate  [default: the pose's; 60 for walks]")
-@click.option("--trunc", "truncation_psi", type=dnnlib.util.finite_float(), default=1.0, show_default=True, help="Truncation psi")
+@click.option("--fps", type=dnnlib.util.finite_float(), default=None,
+              help="Frame rate  [default: the pose's; 60 for walks]")
+@click.option("--trunc", "truncation_psi", type=dnnlib.util.finite_float(), default=1.0, show_default=True,
+              help="Truncation psi")
 @click.option("--smooth", type=dnnlib.util.finite_float(), default=0.0, show_default=True, metavar="FRAMES",
               help="Gaussian smoothing of the latents over time (standard deviation in frames; pose mode)")
 @click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Frames per synthesis call")
@@ -419,8 +424,6 @@ def main(pose_path: str | None, network: str, lstm: str | None, output: str, fps
     else:
         if lstm is not None or side_by_side or consistency or smooth:
             raise dnnlib.UserError("--lstm, --side-by-side, --consistency and --smooth apply to pose mode (--pose)")
-        if fps is not None and not fps > 0:
-            raise dnnlib.UserError(f"--fps must be positive, got {fps}")
         res = render_walk_video(network, parse_range(seeds, "--seeds", max_value=2 ** 32 - 1), output,
                                 grid=parse_grid(grid), w_frames=w_frames, kind=kind, num_keyframes=num_keyframes,
                                 truncation_psi=truncation_psi, fps=60.0 if fps is None else fps, batch=batch,

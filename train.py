@@ -101,7 +101,8 @@ class GridSize(click.ParamType):
               show_default=True)
 @click.option('--p', help='Augmentation probability for --aug=fixed', metavar='FLOAT',
               type=dnnlib.util.finite_float(min=0, max=1), default=0.2, show_default=True)
-@click.option('--target', help='ADA target value for --aug=ada', metavar='FLOAT', type=dnnlib.util.finite_float(min=0, max=1),
+@click.option('--target', help='ADA target value for --aug=ada',
+              metavar='FLOAT', type=dnnlib.util.finite_float(min=0, max=1),
               default=0.6, show_default=True)
 @click.option('--batch-gpu', help='Images per GPU per round (gradient accumulation below --batch/--gpus)',
               metavar='INT', type=click.IntRange(min=1))
@@ -155,7 +156,8 @@ def main(ctx: click.Context, **kwargs) -> None:
             if is_rank0 and not opts.dry_run:
                 stack.enter_context(lock_run_dir(run_dir))  # one process trains a run at a time
             if run_is_complete(c):
-                print(f'{run_dir} has already reached {c.total_kimg:g} kimg; nothing to do (raise --kimg to train longer).')
+                print(f'{run_dir} has already reached {c.total_kimg:g} kimg; nothing to do '
+                      f'(raise --kimg to train longer).')
                 return
         else:
             c, desc, dataset = build_config(opts)

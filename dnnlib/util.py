@@ -106,8 +106,7 @@ def list_files(folder: str | os.PathLike, extensions: Iterable[str]) -> list[str
     exts = {e.lower() for e in extensions}
     folder = os.fspath(folder)
     return [os.path.join(folder, f) for f in sorted(os.listdir(folder))
-            if not f.startswith(".") and os.path.splitext(f)[1].lower() in exts
-            and os.path.isfile(os.path.join(folder, f))]
+            if not is_hidden(f) and os.path.splitext(f)[1].lower() in exts and os.path.isfile(os.path.join(folder, f))]
 
 
 def is_hidden(name: str) -> bool:
@@ -151,6 +150,23 @@ def check_writable(path: str | os.PathLike, what: str = "") -> None:
     os.remove(tmp)
 
 
+# Temporary files of the atomic writers (`_claim_temp`): '.<name>.<mkstemp's 8 random characters>.tmp[<ext>]'.
+_TEMPORARY_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(\.\w+)?")
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[str]:
+    """Remove from `folder` the temporary files of atomic writes that were killed mid-way (a process
+    that is still writing there would lose its file: call this only when nothing else writes to the
+    folder). Returns the names removed."""
+    removed = []
+    for name in os.listdir(folder):
+        if _TEMPORARY_NAME.fullmatch(name):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, name))
+                removed.append(name)
+    return removed
+
+
 def _claim_temp(path: str, what: str, keep_suffix: bool, file_only: bool = False) -> tuple[int, str]:
     """Create the folder of `path` and a temporary file beside it (named after `path`, with its
     extension at the end when `keep_suffix`); an unwritable destination (missing permission, a file
@@ -190,11 +206,23 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", what: str = "") -> I
 
 
 def save_npy(path: str | os.PathLike, array: Any, what: str = "array") -> None:
-    """`numpy.save` to `path`, atomically. The file is built in memory first: numpy writes arrays
-    to files with `tofile`, whose short writes (a full disk) raise an OSError without an errno."""
+    """`numpy.save` to `path`, atomically (see `_save_numpy`)."""
     import numpy as np
+    _save_numpy(path, what, lambda f: np.save(f, array))
+
+
+def save_npz(path: str | os.PathLike, what: str = "arrays", **arrays: Any) -> None:
+    """`numpy.savez` of `arrays` to `path`, atomically (see `_save_numpy`)."""
+    import numpy as np
+    _save_numpy(path, what, lambda f: np.savez(f, **arrays))
+
+
+def _save_numpy(path: str | os.PathLike, what: str, write: Callable[[io.BytesIO], None]) -> None:
+    """The file is built in memory, then written in one call: numpy writes arrays to files with
+    `tofile`, whose short writes (a full disk, a size limit) raise an OSError without an errno, and
+    `savez` on a failing file leaves its zip writer half-open."""
     buf = io.BytesIO()
-    np.save(buf, array)
+    write(buf)
     with atomic_write(path, "wb", what) as f:
         f.write(buf.getbuffer())
 
@@ -210,7 +238,7 @@ def atomic_path(path: str | os.PathLike, what: str = "") -> Iterator[str]:
     try:
         yield tmp
         # The mode a new file (or, when the writer made a folder there, a new folder) would get.
-        os.chmod(tmp, _default_file_mode() | (0o111 & ~_umask() if os.path.isdir(tmp) else 0))
+        os.chmod(tmp, (0o777 if os.path.isdir(tmp) else 0o666) & ~_umask())
         _replace(tmp, path, what)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -284,9 +312,9 @@ def parse_range(s: str | int | list, name: str = "--seeds", max_value: int | Non
     order kept, duplicates kept. Raises UserError on anything else, and on values above
     `max_value` (checked before a range is expanded)."""
     if isinstance(s, numbers.Integral) and not isinstance(s, bool):
-        s = str(int(s)) if s >= 0 else s
-        if not isinstance(s, str):
-            return [int(s)]
+        if max_value is not None and s > max_value:
+            raise UserError(f"{name}: {s} is too large; values go up to {max_value}")
+        return [int(s)]
     if isinstance(s, (list, tuple)):
         return [v for item in s for v in parse_range(item, name, max_value)]
     if not isinstance(s, str):

@@ -327,6 +327,7 @@ def test_spawned_processes_end_with_a_killed_launcher(tmp_path, tiny_zip):
                 found |= {int(p) for p in (task / 'children').read_text().split()}
         return found
 
+    ranks: set[int] = set()
     try:
         deadline = time.time() + 300
         while not list(tmp_path.glob('*/training-state.pt')) and proc.poll() is None and time.time() < deadline:
@@ -344,7 +345,7 @@ def test_spawned_processes_end_with_a_killed_launcher(tmp_path, tiny_zip):
         assert not alive, 'training processes outlived their launcher'
     finally:
         proc.kill()
-        for c in ranks if 'ranks' in locals() else ():
+        for c in ranks:  # whatever outlived the test
             with contextlib.suppress(OSError):
                 os.kill(c, signal.SIGKILL)
 

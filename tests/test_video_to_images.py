@@ -169,7 +169,8 @@ def test_folder_of_clips_into_one_archive(data_dir, tmp_path):
     with zipfile.ZipFile(out) as z:
         index = json.loads(z.read("frames.json"))
         assert [c["video"] for c in index["clips"]] == ["a.mp4", "b.mp4"]
-        assert [(e["clip"], e["frame"]) for e in index["images"]] == [(0, i) for i in range(5)] + [(1, i) for i in range(6)]
+        assert [(e["clip"], e["frame"]) for e in index["images"]] == \
+            [(0, i) for i in range(5)] + [(1, i) for i in range(6)]
         first_b = next(e["name"] for e in index["images"] if e["clip"] == 1)
         mixed = _read_png(z, first_b)
     assert len(ImageFolderDataset(str(out))) == stats["images"]

@@ -269,9 +269,10 @@ def continuation_config(opts: dnnlib.EasyDict, given: set[str]) -> dnnlib.EasyDi
         new, _name, dataset = open_dataset(opts.data, use_labels=ds.use_labels)
         dataset.close()
         if (new.resolution, new.max_size) != (ds.resolution, ds.max_size):
-            raise dnnlib.UserError(f'--data={opts.data} holds {new.max_size} images of {new.resolution}x{new.resolution}, '
-                                   f'the run\'s dataset {ds.max_size} of {ds.resolution}x{ds.resolution}: a continued '
-                                   f'run trains on its own dataset (moved is fine); start a new run to change it')
+            raise dnnlib.UserError(f'--data={opts.data} holds {new.max_size} images of '
+                                   f'{new.resolution}x{new.resolution}, the run\'s dataset {ds.max_size} of '
+                                   f'{ds.resolution}x{ds.resolution}: a continued run trains on its own dataset '
+                                   f'(moved is fine); start a new run to change it')
         log.info('The run\'s dataset %s is now read from %s', ds.path, opts.data)
         ds.path = cli['data'] = opts.data
     elif not os.path.exists(ds.path):

@@ -25,7 +25,6 @@ stopped.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import json
@@ -511,8 +510,9 @@ class Trainer:
                                  purge_step=int(self.progress.cur_nimg / 1e3) + 1 if state else None)
             if state is not None and 'metric_jsonl_sizes' in state:
                 _truncate_metric_files(self.run_dir, state['metric_jsonl_sizes'])
-            if state is not None:
-                _remove_stale_temporaries(self.run_dir)
+            if state is not None:  # under the run lock: nothing else writes here
+                for name in dnnlib.util.remove_stale_temporaries(self.run_dir):
+                    log.info('Removed %s, left by an interrupted write', name)
         else:
             self.runlog = RunLog(None)
 
@@ -859,19 +859,6 @@ class Trainer:
 
 _METRIC_FILE = re.compile(r'metric-[\w.-]+\.jsonl')
 
-
-# The temporary files of dnnlib.util's atomic writers: '.<name>.<8 random characters>.tmp[.<ext>]'.
-_TEMPORARY_FILE = re.compile(r'\..+\.[a-z0-9_]{8}\.tmp(\.\w+)?')
-
-
-def _remove_stale_temporaries(run_dir: str) -> None:
-    """Remove what atomic writes killed mid-way left in the run folder (a state or snapshot can be
-    gigabytes). Called when a run continues, before anything of it is written again."""
-    for name in os.listdir(run_dir):
-        if _TEMPORARY_FILE.fullmatch(name):
-            with contextlib.suppress(OSError):
-                os.remove(os.path.join(run_dir, name))
-                log.info('Removed %s, left by an interrupted write', name)
 
 
 def _truncate_metric_files(run_dir: str, sizes: dict[str, int]) -> None:

@@ -19,7 +19,7 @@ import click
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import dnnlib  # noqa: E402
-from utils.pose_estimation import estimate_folder_poses, estimate_video_pose  # noqa: E402
+from utils.pose_estimation import estimate_folder_poses, estimate_video_pose, raise_for_failures  # noqa: E402
 
 
 @click.command()
@@ -38,9 +38,7 @@ def main(video: str, output: str, skip_existing: bool) -> None:
         res = estimate_folder_poses(video, output)
         click.echo(f"{output}: wrote {len(res['written'])} poses, kept {len(res['kept'])} from an earlier run"
                    + (f", {len(res['failed'])} failed" if res["failed"] else ""))
-        if res["failed"]:
-            reason, n = res["failed"][0][1], len(res["failed"])
-            raise dnnlib.UserError(f"No pose for {n} video{'' if n == 1 else 's'} (logged above); first: {reason}")
+        raise_for_failures(res)
         return
     if os.path.isdir(output) or output.endswith(("/", os.sep)):  # a folder for the pose: name.pose in it
         output = os.path.join(output, os.path.splitext(os.path.basename(video))[0] + ".pose")

@@ -67,7 +67,8 @@ def split_grid(image: np.ndarray, rows: int, cols: int, tolerance: int = 8) -> l
 @click.option("--rows", help="Tiles per column", type=click.IntRange(min=1), required=True)
 @click.option("--cols", help="Tiles per row", type=click.IntRange(min=1), required=True)
 @click.option("--output", help="Video to write (.mp4)", metavar="FILE", required=True)
-@click.option("--fps", help="Frame rate of the video", type=dnnlib.util.finite_float(min=0, min_open=True), default=25.0,
+@click.option("--fps", help="Frame rate of the video", type=dnnlib.util.finite_float(min=0, min_open=True),
+              default=25.0,
               show_default=True)
 @click.option("--crf", help="x264 quality (0 lossless .. 51)", type=click.IntRange(0, 51), default=10,
               show_default=True)

@@ -17,6 +17,7 @@ otherwise to the folder is refused, so the pairs never mix two generators.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -71,7 +72,6 @@ def _check_settings(outdir: str, settings: dict) -> None:
     """Refuse to add walks to a folder whose walks were made otherwise (another generator, frame
     counts, truncation, frame rate or key spacing): the pairs would mix. Keys absent from either
     record (the generator's hash before G is loaded) are not compared."""
-    import json
     path = os.path.join(outdir, SETTINGS_FILE)
     if not os.path.isfile(path):
         return
@@ -88,7 +88,6 @@ def _check_settings(outdir: str, settings: dict) -> None:
 
 
 def _write_settings(outdir: str, settings: dict) -> None:
-    import json
     with dnnlib.util.atomic_write(os.path.join(outdir, SETTINGS_FILE), "w", what="settings") as f:
         json.dump(settings, f, indent=2)
 
@@ -146,15 +145,12 @@ def estimate_poses(outdir: str, progress: bool | None = None) -> list[str]:
     """Step 2: a `<name>.pose` for every video in `outdir` that has none
     (`utils.pose_estimation.estimate_folder_poses`). Returns the names of the poses written. A video
     that cannot be read does not stop the others; then a `UserError` names it at the end."""
-    from utils.pose_estimation import estimate_folder_poses
+    from utils.pose_estimation import estimate_folder_poses, raise_for_failures
 
     res = estimate_folder_poses(outdir, outdir, progress=progress)
     if res["kept"] and res["written"]:
         log.info("%d videos in %s had poses; estimated %d", len(res["kept"]), outdir, len(res["written"]))
-    if res["failed"]:
-        n, reason = len(res["failed"]), res["failed"][0][1]
-        raise dnnlib.UserError(f"No pose for {n} video{'' if n == 1 else 's'} (the others have theirs); "
-                               f"first: {reason}")
+    raise_for_failures(res)
     return res["written"]
 
 #----------------------------------------------------------------------------
@@ -165,8 +161,10 @@ def estimate_poses(outdir: str, progress: bool | None = None) -> list[str]:
 @click.option("--num", type=int, default=None, help="Number of walks to render (needed unless --estimate-only)")
 @click.option("--frames", default="60-240", show_default=True, metavar="MIN-MAX", help="Frames per walk")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed of the walks")
-@click.option("--trunc", "truncation_psi", type=dnnlib.util.finite_float(), default=1.0, show_default=True, help="Truncation psi")
-@click.option("--fps", type=dnnlib.util.finite_float(), default=25.0, show_default=True, help="Frame rate of the videos")
+@click.option("--trunc", "truncation_psi", type=dnnlib.util.finite_float(), default=1.0, show_default=True,
+              help="Truncation psi")
+@click.option("--fps", type=dnnlib.util.finite_float(), default=25.0, show_default=True,
+              help="Frame rate of the videos")
 @click.option("--keyframe-every", type=int, default=30, show_default=True, metavar="FRAMES",
               help="Frames between key latents")
 @click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Frames per synthesis call")

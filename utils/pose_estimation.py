@@ -6,7 +6,8 @@
 - `estimate_video_pose(video_path, out_pose_path)`: the same for a video file, writing the
   `.pose` atomically and, with `skip_existing`, leaving outputs that already exist alone (so a
   long batch can be re-run after a crash).
-- `estimate_folder_poses(video_dir, out_dir)`: a `.pose` for every video of a folder.
+- `estimate_folder_poses(video_dir, out_dir)`: a `.pose` for every video of a folder
+  (`raise_for_failures` ends such a run whose videos did not all give a pose).
 
 MediaPipe is imported and its model created only when a function here is first called.
 """
@@ -148,12 +149,6 @@ def _counted(items: Iterable, bar) -> Iterator:
         yield item
 
 
-def _read_pose(path: str | os.PathLike):
-    from pose_format import Pose
-    with open(path, "rb") as f:
-        return Pose.read(f.read())
-
-
 def _estimate_in_parts(video_path, frames: Iterator[np.ndarray], info, fps: float, out_path: str, chunk: int,
                        progress: bool | None, desc: str, kwargs: dict):
     """The pose of a long video from parts of `chunk` frames, each written to `<out_path>.partial/`
@@ -164,6 +159,8 @@ def _estimate_in_parts(video_path, frames: Iterator[np.ndarray], info, fps: floa
     from pose_format import Pose
     from pose_format.numpy import NumPyPoseBody
     from tqdm import tqdm
+
+    from utils.pose_features import load_pose
 
     partial = out_path + ".partial"
     stat = os.stat(video_path)
@@ -192,7 +189,7 @@ def _estimate_in_parts(video_path, frames: Iterator[np.ndarray], info, fps: floa
             if os.path.isfile(part_path):
                 for _ in piece:  # decoded only, to reach the next part
                     pass
-                parts.append(_read_pose(part_path))
+                parts.append(load_pose(part_path, require_hands=False))
                 continue
             pose = estimate_frames_pose(piece, fps=fps, width=info.width, height=info.height, progress=False,
                                         desc=desc, **kwargs)
@@ -232,6 +229,15 @@ def estimate_folder_poses(video_dir: str, out_dir: str, progress: bool | None = 
             continue
         result["written"].append(name)
     return result
+
+
+def raise_for_failures(result: dict) -> None:
+    """The `UserError` that ends a folder run of `estimate_folder_poses` in which some videos failed
+    (each was logged as it failed; the others have their poses)."""
+    if result["failed"]:
+        n, reason = len(result["failed"]), result["failed"][0][1]
+        raise dnnlib.UserError(f"No pose for {n} video{'' if n == 1 else 's'} (logged above; the others have "
+                               f"theirs); first: {reason}")
 
 
 def write_pose(pose, path: str | os.PathLike) -> None:

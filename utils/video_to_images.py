@@ -384,8 +384,10 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
 @click.option("--hand_crops", is_flag=True, help="Also write crops centred on each hand")
 @click.option("--hands_output_path", metavar="ZIP", help="Archive of the hand crops [default: <output>_hands.zip]")
 @click.option("--render_output_path", metavar="ZIP", help="Drawings of the crop-space poses (.zip)")
-@click.option("--crop_scale", type=dnnlib.util.finite_float(), default=3.0, show_default=True, help="Crop side in shoulder widths")
-@click.option("--hand_scale", type=dnnlib.util.finite_float(), default=1.0, show_default=True, help="Hand crop side in shoulder widths")
+@click.option("--crop_scale", type=dnnlib.util.finite_float(), default=3.0, show_default=True,
+              help="Crop side in shoulder widths")
+@click.option("--hand_scale", type=dnnlib.util.finite_float(), default=1.0, show_default=True,
+              help="Hand crop side in shoulder widths")
 @click.option("--pad", type=click.Choice(["edge", "black"]), default="edge", show_default=True,
               help="Fill for crop parts outside the video")
 @click.option("--allow_frame_mismatch", is_flag=True, help="Use the first min(video, pose) frames when their counts differ")
