@@ -1,7 +1,8 @@
 """Train the pose-to-latent LSTM on (pose, W) pairs made by `utils/make_animations.py`.
 
     python train_pose_lstm.py --pairs=pairs --network=G.pkl --outdir=lstm-run [--steps=20000] \\
-        [--val=real-poses] [--augment-with-validation] [--resume]
+        [--val=real-poses] [--augment-with-validation]
+    python train_pose_lstm.py --outdir=lstm-run --resume --steps=40000   # continue a run with its own options
 
 Writes `<outdir>/lstm.pt` (latest state: resumes exactly with `--resume`, and is what
 `gen_video.py --lstm` reads), `<outdir>/lstm-best.pt` (lowest validation MAE), `stats.jsonl`,
@@ -20,8 +21,8 @@ import dnnlib
 #----------------------------------------------------------------------------
 
 @click.command()
-@click.option("--pairs", required=True, metavar="DIR", help="Folder of name.pose + name.npy pairs")
-@click.option("--network", required=True, metavar="PATH|URL", help="The generator the pairs were made with")
+@click.option("--pairs", metavar="DIR", help="Folder of name.pose + name.npy pairs  [at --resume: the run's]")
+@click.option("--network", metavar="PATH|URL", help="The generator the pairs were made with  [at --resume: the run's]")
 @click.option("--outdir", required=True, metavar="DIR", help="Where to write the checkpoint and logs")
 @click.option("--steps", type=click.IntRange(min=1), default=20000, show_default=True, help="Training steps (total)")
 @click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Windows per step")
@@ -48,18 +49,22 @@ import dnnlib
               help="Frames per synthesis call when rendering validation poses")
 @click.option("--preview-frames", type=click.IntRange(min=0), default=8, show_default=True,
               help="Frames shown in preview-<step>.png, written with each validation (0: none)")
-@click.option("--resume", is_flag=True, help="Continue the run in --outdir from its lstm.pt")
+@click.option("--resume", is_flag=True, help="Continue the run in --outdir from its lstm.pt, with its options "
+              "(a different --best-by is taken; other run options given are kept from the run, with a warning)")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
+@click.pass_context
 @dnnlib.util.cli_main
-def main(**kwargs) -> None:
+def main(ctx: click.Context, **kwargs) -> None:
     """Train a pose-to-latent LSTM for a generator.
 
     \b
     python train_pose_lstm.py --pairs=pairs --network=G.pkl --outdir=lstm-run
-    python train_pose_lstm.py --pairs=pairs --network=G.pkl --outdir=lstm-run --resume --steps=40000"""
+    python train_pose_lstm.py --outdir=lstm-run --resume --steps=40000"""
     from training.pose_lstm import TrainOptions, train_pose_lstm
-    result = train_pose_lstm(TrainOptions(**kwargs))
+    given = frozenset(name for name in kwargs
+                      if ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None))
+    result = train_pose_lstm(TrainOptions(**kwargs, given=given))
     if result.get("nothing_to_do"):
         click.echo(f"Nothing to do: {result['checkpoint']} is at step {result['step']}; raise --steps to train on")
         return

@@ -1,7 +1,9 @@
 """The pose-to-latent LSTM: learning a known pose -> W function, exact resume, the checkpoint and
 its generator identity, streaming inference and smoothing, validation on real poses."""
 
+import dataclasses
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -123,6 +125,37 @@ def test_resume_at_the_last_step_writes_nothing(setup, tmp_path):
                                                        f"--outdir={tmp_path}", "--steps=2", "--resume",
                                                        "--device=cpu"])
     assert result.exit_code == 0 and "Nothing to do" in result.output and "Wrote" not in result.output
+
+
+def test_cli_resume_takes_the_runs_options(setup, tmp_path, caplog):
+    # `--outdir --resume` alone continues with the run's own options: no --pairs/--network needed, and the
+    # CLI's defaults (--hidden=512, ...) are not mistaken for options given, so nothing is warned about.
+    pose_lstm.train_pose_lstm(options(setup, tmp_path, steps=3), progress=False)
+    with caplog.at_level(logging.WARNING):
+        result = CliRunner().invoke(train_pose_lstm.main, [f"--outdir={tmp_path}", "--resume", "--steps=6",
+                                                           "--device=cpu"])
+    assert result.exit_code == 0, result.output
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    ckpt = torch.load(tmp_path / "lstm.pt", weights_only=True)
+    assert ckpt["step"] == 6 and ckpt["config"]["hidden"] == 16 and ckpt["config"]["pairs"] == setup["pairs"]
+    # An option given that differs from the run's is kept from the run, with a warning.
+    with caplog.at_level(logging.WARNING):
+        result = CliRunner().invoke(train_pose_lstm.main, [f"--outdir={tmp_path}", "--resume", "--steps=7",
+                                                           "--hidden=32", "--device=cpu"])
+    assert result.exit_code == 0, result.output
+    assert "keeping the checkpoint's hidden=16 (given 32)" in caplog.text
+    assert torch.load(tmp_path / "lstm.pt", weights_only=True)["config"]["hidden"] == 16
+    # Without --resume, --pairs and --network are needed.
+    result = CliRunner().invoke(train_pose_lstm.main, [f"--outdir={tmp_path / 'new'}", "--device=cpu"])
+    assert result.exit_code == 1 and "--pairs is needed" in result.output
+
+
+def test_resume_may_change_best_by():
+    saved = dataclasses.asdict(pose_lstm.TrainOptions(pairs="p", network="G.pkl", outdir="o", val="v"))
+    given = pose_lstm.TrainOptions(pairs=None, network=None, outdir="o", best_by="consistency", resume=True,
+                                   given=frozenset({"outdir", "best_by", "resume"}))
+    merged = pose_lstm._merge_resume_config(given, saved)
+    assert (merged.best_by, merged.val, merged.pairs, merged.network) == ("consistency", "v", "p", "G.pkl")
 
 
 def test_resume_after_a_torn_stats_line(setup, tmp_path):

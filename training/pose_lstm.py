@@ -465,9 +465,14 @@ def resample_ws(chunks: Iterable[torch.Tensor], num_in: int, fps_in: float, fps_
 
 @dataclasses.dataclass
 class TrainOptions:
-    """Settings of a training run (saved in the checkpoint as `config`)."""
-    pairs: str
-    network: str
+    """Settings of a training run (saved in the checkpoint as `config`).
+
+    `pairs` and `network` may be None when resuming: the run's own are used. `given` names the options
+    the user set (None: all of them); on resume, the run options not given come from the checkpoint
+    silently, and given ones that differ from it are kept from the checkpoint with a warning, except
+    `best_by` (lstm-best.pt is then chosen afresh) and a moved `pairs`/`val` folder."""
+    pairs: str | None
+    network: str | None
     outdir: str
     steps: int = 20000
     batch: int = 32
@@ -488,12 +493,16 @@ class TrainOptions:
     resume: bool = False
     seed: int = 0
     device: str = "auto"
+    given: frozenset[str] | None = None
 
     # Options that define the run; on resume the checkpoint's values are kept.
     RUN_KEYS = ("pairs", "batch", "hidden", "num_layers", "window", "lr", "grad_clip", "out_mode", "val_fraction",
                 "val_every", "val", "val_frames", "augment_with_validation", "best_by", "render_batch", "seed")
 
     def check(self) -> None:
+        for key in ("pairs", "network"):
+            if not getattr(self, key):
+                raise dnnlib.UserError(f"--{key} is needed (it may be left out only with --resume)")
         for key in ("steps", "batch", "hidden", "num_layers", "window", "val_every", "val_frames", "render_batch"):
             if int(getattr(self, key)) < 1:
                 raise dnnlib.UserError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(self, key)}")
@@ -765,14 +774,23 @@ def _augment_pairs(augment_dir: str, up_to_step: int, spec, w_dim: int, num_ws: 
 
 def _merge_resume_config(opts: TrainOptions, saved: dict[str, Any]) -> TrainOptions:
     merged = dataclasses.replace(opts)
+    if merged.network is None:
+        merged.network = saved.get("network")
     for key in TrainOptions.RUN_KEYS:
-        given = getattr(opts, key)
-        if key in ("pairs", "val") and saved.get(key) and given and not os.path.exists(saved[key]) \
-                and os.path.isdir(given):  # the run's folder moved: read it where it is now
-            log.info("Resuming: the run's %s folder %s is now read from %s", key, saved[key], given)
+        if key not in saved:
             continue
-        if key in saved and saved[key] != given:
-            log.warning("Resuming: keeping the checkpoint's %s=%r (given %r)", key, saved[key], getattr(opts, key))
+        given = getattr(opts, key)
+        if (opts.given is not None and key not in opts.given) or given is None:  # not set: the run's own
+            setattr(merged, key, saved[key])
+        elif saved[key] == given:
+            continue
+        elif key in ("pairs", "val") and saved[key] and not os.path.exists(saved[key]) and os.path.isdir(given):
+            log.info("Resuming: the run's %s folder %s is now read from %s", key, saved[key], given)
+        elif key == "best_by":
+            log.info("Resuming: lstm-best.pt is chosen by %s from here on (the run chose it by %s)", given,
+                     saved[key])
+        else:
+            log.warning("Resuming: keeping the checkpoint's %s=%r (given %r)", key, saved[key], given)
             setattr(merged, key, saved[key])
     return merged
 
@@ -793,17 +811,17 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
     from training.rendering import load_generator
     from utils.video_io import save_png
 
-    opts.check()
-    device = misc.get_device(opts.device)
     ckpt_path = os.path.join(opts.outdir, "lstm.pt")
     resumed = None
     if opts.resume:
         resumed = read_checkpoint(ckpt_path)
         opts = _merge_resume_config(opts, resumed["config"])
-        if int(resumed["step"]) >= opts.steps:  # nothing to train: write nothing
-            return {"step": int(resumed["step"]), "checkpoint": ckpt_path, "nothing_to_do": True}
-    elif os.path.exists(ckpt_path):
+    opts.check()
+    if resumed is not None and int(resumed["step"]) >= opts.steps:  # nothing to train: write nothing
+        return {"step": int(resumed["step"]), "checkpoint": ckpt_path, "nothing_to_do": True}
+    if resumed is None and os.path.exists(ckpt_path):
         raise dnnlib.UserError(f"{ckpt_path} exists; pass --resume to continue that run or choose another --outdir")
+    device = misc.get_device(opts.device)
     dnnlib.util.make_dirs(opts.outdir, "output folder")
 
     log.info("Loading generator %s", opts.network)
@@ -858,6 +876,7 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
 
     config = dataclasses.asdict(opts)
     config.pop("resume")
+    config.pop("given")
 
     def checkpoint(with_optimizer: bool = True) -> dict[str, Any]:
         extra: dict[str, Any] = {"step": step, "config": config, "best_score": best, "best_by": opts.best_by}
