@@ -64,8 +64,9 @@ class UserError(Exception):
 
 def cli_main(fn: Callable) -> Callable:
     """Decorator for click command functions: `UserError` becomes a one-line click error
-    (exit status 1) instead of a traceback, and so does a full disk (or quota), which no code
-    can mend. Other exceptions are real bugs and propagate."""
+    (exit status 1) instead of a traceback, and so does a storage that cannot take the output (a full
+    disk, a quota, a file too large for the file system), which no code can mend. Other exceptions are
+    real bugs and propagate."""
     import click
 
     @functools.wraps(fn)
@@ -75,15 +76,21 @@ def cli_main(fn: Callable) -> Callable:
         except UserError as e:
             raise click.ClickException(str(e)) from None
         except OSError as e:
-            if e.errno not in DISK_FULL_ERRNOS:
+            if e.errno not in NO_ROOM_ERRNOS:
                 raise
             where = f" while writing {e.filename}" if e.filename else ""
-            raise click.ClickException(f"{e.strerror or 'No space left on device'}{where}; free some space "
-                                       f"(or choose another location) and run again") from None
+            raise click.ClickException(f"{e.strerror or os.strerror(e.errno)}{where}; "
+                                       f"{NO_ROOM_ERRNOS[e.errno]}") from None
     return wrapper
 
 
-DISK_FULL_ERRNOS = tuple(getattr(errno, name) for name in ("ENOSPC", "EDQUOT") if hasattr(errno, name))
+_FREE_SPACE = "free some space (or choose another location) and run again"
+# Storage that cannot take what is written: the user's to mend, not a bug. errno -> what to do.
+NO_ROOM_ERRNOS = {getattr(errno, name): advice for name, advice in (
+    ("ENOSPC", _FREE_SPACE), ("EDQUOT", _FREE_SPACE),
+    ("EFBIG", "the file system or a file-size limit (ulimit -f) does not allow a file this big (FAT32 holds "
+              "at most 4 GiB); choose another location and run again"),
+) if hasattr(errno, name)}
 
 #----------------------------------------------------------------------------
 # Atomic writes: a file appears complete under its final name, or not at all.

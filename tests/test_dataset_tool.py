@@ -258,3 +258,25 @@ def test_cli_errors_are_one_line(tmp_path, setup, match):
 def test_cli_bad_resolution_option(tmp_path):
     res = CliRunner().invoke(dataset_tool.main, ["--source=x", "--dest=y.zip", "--resolution=256"])
     assert res.exit_code == 2 and "WxH" in res.output
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sets a file-size limit with resource.setrlimit (POSIX)")
+def test_file_too_large_is_one_line(repo_dir, data_dir, tmp_path):
+    # A destination that cannot hold a file this big (FAT32's 4 GiB, or here `ulimit -f`) is the user's to
+    # mend: one line with what to do, no traceback, no partial archive.
+    import resource
+    import signal
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # as Python does: past the limit, writes fail with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    dest = tmp_path / "ds.zip"
+    res = subprocess.run([sys.executable, "dataset_tool.py", f"--source={data_dir / 'signer-pix2pix-256.mp4'}",
+                          f"--dest={dest}"], cwd=repo_dir, capture_output=True, text=True, timeout=120,
+                         preexec_fn=limit)
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("Error: File too large; the file system or a file-size"), \
+        res.stderr
+    assert _leftovers(tmp_path) == []

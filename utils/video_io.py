@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import numpy as np
 
 import dnnlib
-from dnnlib.util import DISK_FULL_ERRNOS, atomic_path, atomic_write
+from dnnlib.util import NO_ROOM_ERRNOS, atomic_path, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ class VideoWriter:
     def _fail(self, what: str) -> None:
         msg = self._ffmpeg_message()
         self.abort()
-        for code in DISK_FULL_ERRNOS:  # a full disk is the user's to mend: OSError, which the CLIs report in one line
+        for code in NO_ROOM_ERRNOS:  # a full disk is the user's to mend: OSError, which the CLIs report in one line
             if os.strerror(code) in msg:
                 raise OSError(code, os.strerror(code), self.path)
         raise RuntimeError(f"Writing video {self.path} failed: {what}" + (f"\nffmpeg said:\n{msg}" if msg else ""))
