@@ -121,6 +121,29 @@ def test_walks_of_other_settings_are_not_mixed_in(network, tmp_path):
     assert os.path.isfile(os.path.join(out, "walk0000-00001.npy"))
 
 
+def test_adding_walks_takes_the_folders_settings(network, tmp_path):
+    # A re-run that names only the folder and the count adds walks made as the first ones were (the
+    # CLI's defaults are not mistaken for other settings), with the folder's generator.
+    from click.testing import CliRunner
+    G, pkl = network
+    out = str(tmp_path / "pairs")
+    make_animations.render_walks(pkl, out, 1, frames=(3, 4), keyframe_every=2, truncation_psi=0.7, fps=10,
+                                 device="cpu", progress=False)
+    result = CliRunner().invoke(make_animations.main, [f"--outdir={out}", "--num=3", "--render-only", "--device=cpu"])
+    assert result.exit_code == 0, result.output
+    for i in (1, 2):
+        ws = np.load(os.path.join(out, make_animations.walk_name(0, i) + ".npy"))
+        expected = make_animations.walk_ws(G, 0, i, (3, 4), keyframe_every=2, truncation_psi=0.7)
+        np.testing.assert_allclose(ws, expected, rtol=1e-5, atol=1e-6)
+    assert video_info(os.path.join(out, make_animations.walk_name(0, 2) + ".mp4")).fps == 10
+    # A setting given that differs is still refused; a folder without walks needs --network.
+    result = CliRunner().invoke(make_animations.main, [f"--outdir={out}", "--num=4", "--render-only", "--fps=25",
+                                                       "--device=cpu"])
+    assert result.exit_code == 1 and "fps 10.0 there, 25.0 now" in result.output, result.output
+    result = CliRunner().invoke(make_animations.main, [f"--outdir={tmp_path / 'new'}", "--num=1", "--render-only"])
+    assert result.exit_code == 1 and "needs --network" in result.output, result.output
+
+
 def test_render_walks_runs_the_prepared_generator(network, tmp_path, caplog):
     """G runs as `training.inference.prepare_generator` prepares it, named in one log line; a bad
     --precision is refused before anything is written."""

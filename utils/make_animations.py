@@ -12,7 +12,8 @@ Step 2 (estimate): every `<name>.mp4` in the folder without a `<name>.pose` gets
 Holistic through `utils.pose_estimation`), so the step also runs on folders another tool filled.
 Both steps skip outputs that exist and write atomically: an interrupted run is simply re-run.
 `walks.json` records the generator (a hash of its weights) and the settings; adding walks made
-otherwise to the folder is refused, so the pairs never mix two generators.
+otherwise to the folder is refused, so the pairs never mix two generators. Settings not given (and
+`--network`) are then the folder's: `--outdir=pairs --num=2000` adds walks as the first ones were made.
 """
 
 from __future__ import annotations
@@ -66,20 +67,29 @@ def walk_ws(G, seed: int, index: int, frames: tuple[int, int], keyframe_every: i
 
 
 SETTINGS_FILE = "walks.json"
+DEFAULT_SETTINGS = {"frames": [60, 240], "truncation_psi": 1.0, "fps": 25.0, "keyframe_every": 30}
+
+
+def _read_settings(outdir: str) -> dict:
+    """The settings recorded in `<outdir>/walks.json`, or {} when the folder has none."""
+    path = os.path.join(outdir, SETTINGS_FILE)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as f:
+            before = json.load(f)
+        if not isinstance(before, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        raise dnnlib.UserError(f"Cannot read {path}: {e}; remove it if its walks are yours") from None
+    return before
 
 
 def _check_settings(outdir: str, settings: dict) -> None:
     """Refuse to add walks to a folder whose walks were made otherwise (another generator, frame
     counts, truncation, frame rate or key spacing): the pairs would mix. Keys absent from either
     record (the generator's hash before G is loaded) are not compared."""
-    path = os.path.join(outdir, SETTINGS_FILE)
-    if not os.path.isfile(path):
-        return
-    try:
-        with open(path) as f:
-            before = json.load(f)
-    except (OSError, ValueError) as e:
-        raise dnnlib.UserError(f"Cannot read {path}: {e}; remove it if its walks are yours") from None
+    before = _read_settings(outdir)
     differ = [k for k in settings if k in before and before[k] != settings[k]]
     if differ:
         what = "; ".join(f"{k} {before[k]!r} there, {settings[k]!r} now" for k in differ)
@@ -92,12 +102,14 @@ def _write_settings(outdir: str, settings: dict) -> None:
         json.dump(settings, f, indent=2)
 
 
-def render_walks(network: str, outdir: str, num: int, frames: tuple[int, int] = (60, 240), seed: int = 0,
-                 truncation_psi: float = 1.0, fps: float = 25.0, keyframe_every: int = 30, batch: int = 4,
-                 device: str = "auto", progress: bool | None = None, precision: str = "auto") -> list[str]:
+def render_walks(network: str | None, outdir: str, num: int, frames: tuple[int, int] | None = None, seed: int = 0,
+                 truncation_psi: float | None = None, fps: float | None = None, keyframe_every: int | None = None,
+                 batch: int = 4, device: str = "auto", progress: bool | None = None,
+                 precision: str = "auto") -> list[str]:
     """Step 1: render walks 0..num-1 to `<outdir>/<name>.mp4` + `.npy`; skip walks whose two files
     exist. G runs prepared for inference (`training.inference.prepare_generator`, `precision`
-    'auto' | 'fp32' | 'bf16'). Returns the names of all `num` walks."""
+    'auto' | 'fp32' | 'bf16'). `network` and the settings left as None are those of the walks
+    already in `outdir` (its walks.json), else `DEFAULT_SETTINGS`. Returns the names of all `num` walks."""
     import torch
     from tqdm import tqdm
 
@@ -106,10 +118,20 @@ def render_walks(network: str, outdir: str, num: int, frames: tuple[int, int] = 
     from training.rendering import describe_render_path, load_generator, render_frames
     from utils.video_io import VideoWriter
 
+    before = _read_settings(outdir)
+    given = {"frames": None if frames is None else list(frames), "truncation_psi": truncation_psi, "fps": fps,
+             "keyframe_every": keyframe_every}
+    settings = {k: before.get(k, DEFAULT_SETTINGS[k]) if v is None else v for k, v in given.items()}
+    frames, fps = tuple(settings["frames"]), float(settings["fps"])
+    truncation_psi, keyframe_every = float(settings["truncation_psi"]), int(settings["keyframe_every"])
+    if network is None:
+        network = before.get("network")
+        if network is None:
+            raise dnnlib.UserError(f"Rendering walks needs --network (no {SETTINGS_FILE} in {outdir} names one)")
     if num < 1 or keyframe_every < 1 or not fps > 0:
         raise dnnlib.UserError("--num and --keyframe-every must be at least 1 and --fps positive")
-    settings = {"frames": list(frames), "truncation_psi": float(truncation_psi), "fps": float(fps),
-                "keyframe_every": int(keyframe_every)}
+    settings = {"frames": list(frames), "truncation_psi": truncation_psi, "fps": fps,
+                "keyframe_every": keyframe_every}
     _check_settings(outdir, settings)
     names = [walk_name(seed, i) for i in range(num)]
     todo = [i for i, name in enumerate(names)
@@ -156,17 +178,16 @@ def estimate_poses(outdir: str, progress: bool | None = None) -> list[str]:
 #----------------------------------------------------------------------------
 
 @click.command()
-@click.option("--network", metavar="PATH|URL", help="Generator pickle (trusted files only)")
+@click.option("--network", metavar="PATH|URL",
+              help="Generator pickle (trusted files only)  [default: the one of the walks in --outdir]")
 @click.option("--outdir", required=True, metavar="DIR", help="Folder of pairs (name.mp4, name.npy, name.pose)")
 @click.option("--num", type=int, default=None, help="Number of walks to render (needed unless --estimate-only)")
-@click.option("--frames", default="60-240", show_default=True, metavar="MIN-MAX", help="Frames per walk")
+@click.option("--frames", metavar="MIN-MAX",
+              help="Frames per walk  [default: 60-240, or the setting of the walks in --outdir; so for the next three]")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed of the walks")
-@click.option("--trunc", "truncation_psi", type=dnnlib.util.finite_float(), default=1.0, show_default=True,
-              help="Truncation psi")
-@click.option("--fps", type=dnnlib.util.finite_float(), default=25.0, show_default=True,
-              help="Frame rate of the videos")
-@click.option("--keyframe-every", type=int, default=30, show_default=True, metavar="FRAMES",
-              help="Frames between key latents")
+@click.option("--trunc", "truncation_psi", type=dnnlib.util.finite_float(), help="Truncation psi  [default: 1]")
+@click.option("--fps", type=dnnlib.util.finite_float(), help="Frame rate of the videos  [default: 25]")
+@click.option("--keyframe-every", type=int, metavar="FRAMES", help="Frames between key latents  [default: 30]")
 @click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Frames per synthesis call")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
@@ -174,8 +195,8 @@ def estimate_poses(outdir: str, progress: bool | None = None) -> list[str]:
 @click.option("--estimate-only", is_flag=True, help="Only estimate poses for the videos in --outdir")
 @click.option("--render-only", is_flag=True, help="Only render walks (estimate their poses later)")
 @dnnlib.util.cli_main
-def main(network: str | None, outdir: str, num: int | None, frames: str, seed: int, truncation_psi: float,
-         fps: float, keyframe_every: int, batch: int, device: str, precision: str, estimate_only: bool,
+def main(network: str | None, outdir: str, num: int | None, frames: str | None, seed: int,
+         truncation_psi: float | None, fps: float | None, keyframe_every: int | None, batch: int, device: str, precision: str, estimate_only: bool,
          render_only: bool) -> None:
     """Render random latent walks of a generator and estimate their poses: (pose, W) training pairs.
 
@@ -185,12 +206,12 @@ def main(network: str | None, outdir: str, num: int | None, frames: str, seed: i
     if estimate_only and render_only:
         raise dnnlib.UserError("--estimate-only and --render-only exclude each other")
     if not estimate_only:
-        if network is None or num is None:
-            raise dnnlib.UserError("Rendering walks needs --network and --num (or pass --estimate-only)")
+        if num is None:
+            raise dnnlib.UserError("Rendering walks needs --num (or pass --estimate-only)")
         if not render_only:  # fail now, not after hours of rendering
             from utils.pose_estimation import require_estimator
             require_estimator()
-        names = render_walks(network, outdir, num, parse_frames(frames), seed, truncation_psi, fps,
+        names = render_walks(network, outdir, num, None if frames is None else parse_frames(frames), seed, truncation_psi, fps,
                              keyframe_every, batch, device, precision=precision)
         click.echo(f"{len(names)} walks in {outdir}")
     if not render_only:
