@@ -13,8 +13,9 @@ figures (`metrics/pose_consistency.py`) are written to `out.json` next to the vi
 per frame of each body part to the chart `out-consistency.png`.
 
 A folder of poses renders to a folder of videos (the networks loaded once; outputs that exist are
-kept, so a stopped run continues), with `--consistency` also `pose-consistency.json`: the figures
-of all videos pooled, and each video's:
+kept, so a stopped run continues, and `render-settings.json` refuses a re-run with another LSTM or
+settings), with `--consistency` also `pose-consistency.json`: the figures of all videos pooled, and
+each video's:
 
     python gen_video.py --pose=test-poses/ --network=G.pkl --lstm=lstm.pt --output=renders/ --consistency
 
@@ -161,7 +162,10 @@ class PoseVideoRenderer:
         self.device = misc.get_device(device)
         self.model, self.spec, identity = pose_lstm.load_lstm(lstm, device=self.device)
         G = load_generator(network, self.device)
-        pose_lstm.check_generator(identity, pose_lstm.generator_identity(G), lstm, network)
+        G_identity = pose_lstm.generator_identity(G)
+        pose_lstm.check_generator(identity, G_identity, lstm, network)
+        # What the renders depend on, by content (a retrained lstm.pt keeps its name).
+        self.hashes = {"generator": G_identity["hash"], "lstm": pose_lstm.weights_hash(self.model)}
         self.G, self.desc = prepare_generator(G, self.device, precision)  # the fastest correct way to run G here
 
     def render(self, pose, pose_path: str, output: str, fps: float | None = None, truncation_psi: float = 1.0,
@@ -278,6 +282,7 @@ def render_pose_video(pose_path: str, network: str, lstm: str, output: str, fps:
 
 
 SUMMARY_NAME = "pose-consistency.json"
+SETTINGS_NAME = "render-settings.json"
 
 
 def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps: float | None = None,
@@ -287,7 +292,10 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
     """Render every `<name>.pose` in `pose_dir` to `<outdir>/<name>.mp4` (and, with `consistency`,
     `<name>.json` and `<name>-consistency.png`), loading the networks once. Outputs that exist are
     kept, so an interrupted run continues where it stopped. A pose that cannot be rendered
-    (unreadable, no person) is reported and the others go on. With `consistency`,
+    (unreadable, no person) is reported and the others go on. `<outdir>/render-settings.json` records
+    the networks (hashes of their weights) and the settings; a re-run that would mix in videos made
+    otherwise (another LSTM, even under the same file name, or another `fps`, `truncation_psi`,
+    `smooth`, `side_by_side`) is refused. With `consistency`,
     `<outdir>/pose-consistency.json` holds the figures of all videos pooled
     (`metrics.pose_consistency.combine_consistency`) and each video's own.
 
@@ -309,9 +317,15 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
         raise dnnlib.UserError(f"--pose is a folder, so --output must be a folder for the videos, not {outdir}")
     names = [os.path.splitext(os.path.basename(p))[0] for p in paths]
     summary_path = os.path.join(outdir, SUMMARY_NAME)
-    if consistency and os.path.splitext(SUMMARY_NAME)[0] in names:
-        raise dnnlib.UserError(f"A pose named {os.path.splitext(SUMMARY_NAME)[0]}.pose would overwrite the summary "
-                               f"{SUMMARY_NAME}; rename it")
+    for taken, what in ((SUMMARY_NAME, "the summary"), (SETTINGS_NAME, "the record of the settings")):
+        if (consistency or taken == SETTINGS_NAME) and os.path.splitext(taken)[0] in names:
+            raise dnnlib.UserError(f"A pose named {os.path.splitext(taken)[0]}.pose would overwrite {what} "
+                                   f"{taken}; rename it")
+    settings_path = os.path.join(outdir, SETTINGS_NAME)
+    settings = {"fps": fps, "truncation_psi": float(truncation_psi), "smooth": float(smooth),
+                "side_by_side": bool(side_by_side)}
+    made, remedy = "videos rendered", "use another --output, or remove its videos to render them again"
+    dnnlib.util.check_settings(settings_path, settings, made, remedy)  # before the networks load
     if consistency:
         pose_estimation.require_estimator()  # MediaPipe measures the renders: fail before rendering
     dnnlib.util.make_dirs(outdir, "output folder")
@@ -319,6 +333,9 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
         dnnlib.util.check_writable(summary_path, "consistency summary")
 
     renderer = PoseVideoRenderer(network, lstm, device=device, precision=precision, batch=batch)
+    settings = {**renderer.hashes, **settings}
+    dnnlib.util.check_settings(settings_path, settings, made, remedy)
+    dnnlib.util.write_settings(settings_path, {**settings, "network": network, "lstm_file": lstm})
     figures: dict[str, dict[str, Any]] = {}
     rendered, kept, failed = 0, 0, []
     disable = None if progress is None else not progress

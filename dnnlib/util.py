@@ -260,6 +260,44 @@ def _replace(tmp: str, path: str, what: str) -> None:
         raise _cannot_write(what, path, e) from None
 
 #----------------------------------------------------------------------------
+# Settings records: a folder that a re-run fills further (skipping what exists) records how its
+# contents were made, so that a re-run made otherwise cannot mix in silently.
+
+def read_settings(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON object recorded at `path` by `write_settings`, or {} when there is none."""
+    import json
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        raise UserError(f"Cannot read {path}: {e}; remove it if the files beside it are yours") from None
+    return record
+
+
+def check_settings(path: str | os.PathLike, settings: dict[str, Any], made: str, remedy: str) -> None:
+    """Raise `UserError` if the record at `path` holds another value for a key of `settings`:
+    "<folder> holds <made> with other settings (<key> <there>, <now>); <remedy>". Keys missing from
+    either side (a hash not known yet) are not compared; long hashes are shown by their first 12 digits."""
+    before = read_settings(path)
+    differ = [k for k in settings if k in before and before[k] != settings[k]]
+    if differ:
+        def show(v: Any) -> str:
+            return repr(v[:12] + "...") if isinstance(v, str) and re.fullmatch(r"[0-9a-f]{40,}", v) else repr(v)
+        what = "; ".join(f"{k} {show(before[k])} there, {show(settings[k])} now" for k in differ)
+        raise UserError(f"{os.path.dirname(path) or '.'} holds {made} with other settings ({what}); {remedy}")
+
+
+def write_settings(path: str | os.PathLike, settings: dict[str, Any]) -> None:
+    """Record `settings` (JSON-serialisable) at `path`, atomically."""
+    import json
+    with atomic_write(path, "w", what="settings") as f:
+        json.dump(settings, f, indent=2)
+
+#----------------------------------------------------------------------------
 # Formatting.
 
 def format_time(seconds: float | int) -> str:

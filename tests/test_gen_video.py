@@ -3,6 +3,7 @@ JSON, refusals that leave no output) and latent-walk mode (tiling the grid)."""
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -195,7 +196,7 @@ def test_folder_of_poses(models, data_dir, tmp_path):
     assert lines[-1].startswith("Error: 1 pose could not be rendered") and "c.pose" in lines[-1], result.output
     assert "Traceback" not in result.output
     assert sorted(os.listdir(out)) == ["a-consistency.png", "a.json", "a.mp4", "b-consistency.png", "b.json", "b.mp4",
-                                       "pose-consistency.json"]
+                                       "pose-consistency.json", "render-settings.json"]
     assert (video_info(out / "a.mp4").num_frames, video_info(out / "b.mp4").num_frames) == (6, 4)
     with open(out / "pose-consistency.json") as f:
         summary = json.load(f)
@@ -212,6 +213,30 @@ def test_folder_of_poses(models, data_dir, tmp_path):
     assert os.stat(out / "a.mp4").st_mtime_ns == stamp
     with open(out / "pose-consistency.json") as f:
         assert json.load(f)["num_videos"] == 2
+
+
+def test_folder_rerun_made_otherwise_is_refused(models, data_dir, tmp_path):
+    # Videos kept from an earlier run must have been made as the new ones would be: a retrained LSTM
+    # under the same file name, or another --trunc, would otherwise mix into the folder (and its figures).
+    poses = tmp_path / "poses"
+    poses.mkdir()
+    write_pose(pose_slice(load_pose(data_dir / "testing-original.pose"), range(30, 34)), str(poses / "a.pose"))
+    lstm = tmp_path / "lstm.pt"
+    shutil.copy(models["lstm"], lstm)
+    out = tmp_path / "renders"
+    args = [f"--pose={poses}", f"--network={models['network']}", f"--lstm={lstm}", f"--output={out}", "--device=cpu"]
+    assert run(args).exit_code == 0
+    before = sorted(os.listdir(out))
+    result = run([*args, "--trunc=0.5"])
+    assert result.exit_code == 1 and "truncation_psi 1.0 there, 0.5 now" in result.output, result.output
+    tiny_lstm(models["G"], str(lstm), seed=1)  # retrained: same name, other weights
+    result = run(args)
+    assert result.exit_code == 1 and "holds videos rendered with other settings (lstm " in result.output, \
+        result.output
+    assert sorted(os.listdir(out)) == before
+    shutil.copy(models["lstm"], lstm)  # the same weights again: the run continues
+    result = run(args)
+    assert result.exit_code == 0 and "kept 1 from an earlier run" in result.output, result.output
 
 
 def test_folder_of_poses_refusals(models, data_dir, tmp_path):

@@ -98,16 +98,21 @@ class PoseLSTM(torch.nn.Module):
 #----------------------------------------------------------------------------
 # The generator a model belongs to.
 
-def generator_identity(G: torch.nn.Module) -> dict[str, Any]:
-    """What an LSTM checkpoint records about its generator: `w_dim`, `num_ws`, `img_resolution`
-    and `hash`, a SHA-256 over the names, shapes, dtypes and values of G's parameters and buffers."""
+def weights_hash(module: torch.nn.Module) -> str:
+    """SHA-256 (hex) over the names, shapes, dtypes and values of a module's parameters and buffers."""
     h = hashlib.sha256()
-    for name, tensor in sorted(G.state_dict().items()):
+    for name, tensor in sorted(module.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def generator_identity(G: torch.nn.Module) -> dict[str, Any]:
+    """What an LSTM checkpoint records about its generator: `w_dim`, `num_ws`, `img_resolution`
+    and `hash` (`weights_hash`)."""
     return {"w_dim": int(G.w_dim), "num_ws": int(G.num_ws), "img_resolution": int(G.img_resolution),
-            "hash": h.hexdigest()}
+            "hash": weights_hash(G)}
 
 
 def check_generator(identity: dict[str, Any], G_identity: dict[str, Any], lstm_name: str = "the LSTM",

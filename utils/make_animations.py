@@ -18,7 +18,6 @@ otherwise to the folder is refused, so the pairs never mix two generators. Setti
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -70,36 +69,12 @@ SETTINGS_FILE = "walks.json"
 DEFAULT_SETTINGS = {"frames": [60, 240], "truncation_psi": 1.0, "fps": 25.0, "keyframe_every": 30}
 
 
-def _read_settings(outdir: str) -> dict:
-    """The settings recorded in `<outdir>/walks.json`, or {} when the folder has none."""
-    path = os.path.join(outdir, SETTINGS_FILE)
-    if not os.path.isfile(path):
-        return {}
-    try:
-        with open(path) as f:
-            before = json.load(f)
-        if not isinstance(before, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as e:
-        raise dnnlib.UserError(f"Cannot read {path}: {e}; remove it if its walks are yours") from None
-    return before
-
-
 def _check_settings(outdir: str, settings: dict) -> None:
     """Refuse to add walks to a folder whose walks were made otherwise (another generator, frame
     counts, truncation, frame rate or key spacing): the pairs would mix. Keys absent from either
     record (the generator's hash before G is loaded) are not compared."""
-    before = _read_settings(outdir)
-    differ = [k for k in settings if k in before and before[k] != settings[k]]
-    if differ:
-        what = "; ".join(f"{k} {before[k]!r} there, {settings[k]!r} now" for k in differ)
-        raise dnnlib.UserError(f"{outdir} holds walks made with other settings ({what}); use another --outdir, "
-                               f"or the settings of {SETTINGS_FILE}")
-
-
-def _write_settings(outdir: str, settings: dict) -> None:
-    with dnnlib.util.atomic_write(os.path.join(outdir, SETTINGS_FILE), "w", what="settings") as f:
-        json.dump(settings, f, indent=2)
+    dnnlib.util.check_settings(os.path.join(outdir, SETTINGS_FILE), settings, "walks made",
+                               f"use another --outdir, or the settings of {SETTINGS_FILE}")
 
 
 def render_walks(network: str | None, outdir: str, num: int, frames: tuple[int, int] | None = None, seed: int = 0,
@@ -118,7 +93,7 @@ def render_walks(network: str | None, outdir: str, num: int, frames: tuple[int, 
     from training.rendering import describe_render_path, load_generator, render_frames
     from utils.video_io import VideoWriter
 
-    before = _read_settings(outdir)
+    before = dnnlib.util.read_settings(os.path.join(outdir, SETTINGS_FILE))
     given = {"frames": None if frames is None else list(frames), "truncation_psi": truncation_psi, "fps": fps,
              "keyframe_every": keyframe_every}
     settings = {k: before.get(k, DEFAULT_SETTINGS[k]) if v is None else v for k, v in given.items()}
@@ -150,7 +125,7 @@ def render_walks(network: str | None, outdir: str, num: int, frames: tuple[int, 
     _check_settings(outdir, {k: v for k, v in settings.items() if k != "network"})
     G, desc = prepare_generator(G, dev, precision)  # the fastest correct way to run G here (logged below)
     dnnlib.util.make_dirs(outdir, "output folder")
-    _write_settings(outdir, settings)
+    dnnlib.util.write_settings(os.path.join(outdir, SETTINGS_FILE), settings)
     log.info(describe_render_path(G, dev, batch, desc))
     for i in tqdm(todo, desc="rendering walks", unit="walk", disable=None if progress is None else not progress):
         base = os.path.join(outdir, names[i])
