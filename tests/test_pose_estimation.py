@@ -1,7 +1,10 @@
 """utils/pose_estimation.py: MediaPipe Holistic via pose-format (a few frames only)."""
 
+import os
+import re
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -24,6 +27,61 @@ def test_import_is_light(repo_dir):
     code = "import sys, utils.pose_estimation; print('mediapipe' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=repo_dir, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# MediaPipe's native log lines: absl/glog ("W0000 00:00:1795557897.262667    7819 file.cc:114] ...") and TFLite's.
+NATIVE_LOG_LINE = re.compile(r"^([IWEF]\d{4,8} [\d:.]+ +\d+ \S+:\d+\] |INFO: |WARNING: All log messages before)", re.M)
+
+
+def _env(**extra):
+    """The test's environment without the user's MediaPipe log settings, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GLOG_minloglevel", "TF_CPP_MIN_LOG_LEVEL")}
+    return {**env, **extra}
+
+
+def test_estimate_pose_cli_keeps_mediapipe_log_lines_off_stderr(short_video, tmp_path, repo_dir):
+    """MediaPipe 0.10.21 writes about 11 native INFO/WARNING lines per estimate, whatever GLOG_minloglevel
+    or TF_CPP_MIN_LOG_LEVEL say; the user sees none of them (unless asking with GLOG_minloglevel=0)."""
+    cmd = [sys.executable, "utils/estimate_pose.py", f"--video={short_video}", f"--output={tmp_path / 'x.pose'}"]
+    res = subprocess.run(cmd, cwd=repo_dir, env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and res.stdout.startswith("Wrote 4 frames"), res.stdout + res.stderr
+    assert res.stderr == "", res.stderr
+    res = subprocess.run(cmd, cwd=repo_dir, env=_env(GLOG_minloglevel="0"), capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0 and len(NATIVE_LOG_LINE.findall(res.stderr)) >= 3, res.stderr
+
+
+def test_native_log_filter_passes_errors_on_even_in_a_crash(repo_dir):
+    """Only native INFO and WARNING lines are dropped; errors and other output pass, in order, and so does
+    what a process writes just before it aborts (as a failed CHECK in MediaPipe does)."""
+    code = textwrap.dedent(r"""
+        import os, sys
+        from utils.pose_estimation import native_log_filter
+        with native_log_filter():
+            os.write(2, b"I0000 00:00:1714668459.875897  381002 gl_context.cc:357] GL version: 3.2\n")
+            os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+            os.write(2, b"W0000 00:00:1795557897.262667    7819 inference_feedback_manager.cc:114] Feedback\n")
+            os.write(2, b"E0000 00:00:1795557897.300000    7819 calculator_graph.cc:928] a real error\n")
+            with native_log_filter():  # nested: still filtered, and restored once, at the outer end
+                print("from python", file=sys.stderr, flush=True)
+                os.write(2, b"W0000 00:00:1795557897.3    7820 landmark_projection_calculator.cc:186] NORM_RECT\n")
+            os.write(2, b"\rframes 50%")
+        print("after", file=sys.stderr, flush=True)
+        with native_log_filter():
+            os.write(2, b"W0000 00:00:1795557897.4    7819 packet.cc:11] noise\n")
+            os.write(2, b"F0000 00:00:1795557897.4    7819 packet.cc:12] Check failed: fatal\n")
+            os.abort()
+    """)
+    res = subprocess.run([sys.executable, "-c", code], cwd=repo_dir, env=_env(), capture_output=True, timeout=60)
+    assert res.returncode != 0
+    assert res.stderr.decode().split("\n") == [
+        "E0000 00:00:1795557897.300000    7819 calculator_graph.cc:928] a real error",
+        "from python",
+        "\rframes 50%after",
+        "F0000 00:00:1795557897.4    7819 packet.cc:12] Check failed: fatal", ""], res.stderr
+    res = subprocess.run([sys.executable, "-c", code], cwd=repo_dir, env=_env(GLOG_minloglevel="1"),
+                         capture_output=True, timeout=60)
+    assert len(NATIVE_LOG_LINE.findall(res.stderr.decode())) == 5, res.stderr  # warnings too, not INFO
 
 
 def test_estimate_frames(data_dir):
@@ -80,7 +138,14 @@ def test_bad_inputs(tmp_path):
                                              progress=False)
     with pytest.raises(dnnlib.UserError, match="not found"):
         pose_estimation.estimate_video_pose(tmp_path / "none.mp4", tmp_path / "none.pose")
-    assert list(tmp_path.iterdir()) == []
+    # The folders made for the output are removed again when there is no pose to put in them.
+    with pytest.raises(dnnlib.UserError, match="not found"):
+        pose_estimation.estimate_video_pose(tmp_path / "none.mp4", tmp_path / "new" / "deeper" / "none.pose")
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video" * 50)
+    with pytest.raises(dnnlib.UserError, match="not a readable video"):
+        pose_estimation.estimate_video_pose(bad, tmp_path / "new" / "bad.pose")
+    assert list(tmp_path.iterdir()) == [bad]
 
 
 def test_estimate_pose_cli_output_names(short_video, tmp_path):
@@ -145,6 +210,22 @@ def test_estimate_pose_cli_on_a_folder(short_video, tmp_path, repo_dir):
         pose_estimation.estimate_folder_poses(str(videos), str(out))
     with pytest.raises(dnnlib.UserError, match="No videos"):
         pose_estimation.estimate_folder_poses(str(out), str(tmp_path / "o"))
+
+
+def test_a_folder_run_without_poses_leaves_no_folder_of_its_own(tmp_path, repo_dir):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "c.mp4").write_bytes(b"not a video" * 50)
+    out = tmp_path / "poses" / "run1"
+    cmd = [sys.executable, "utils/estimate_pose.py", f"--video={videos}", f"--output={out}"]
+    res = subprocess.run(cmd, cwd=repo_dir, env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1 and "wrote 0 poses, kept 0 from an earlier run, 1 failed" in res.stdout, res.stderr
+    assert "c.mp4" in res.stderr.strip().splitlines()[-1] and "Traceback" not in res.stderr, res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["videos"]
+    # A folder that was there before stays, empty as it was.
+    out.mkdir(parents=True)
+    res = pose_estimation.estimate_folder_poses(str(videos), str(out))
+    assert [v for v, _ in res["failed"]] == [str(videos / "c.mp4")] and out.is_dir()
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 import io
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -110,6 +111,26 @@ def test_other_formats_refused(tmp_path, reduced):
     path.write_bytes(_bytes(odd))
     with pytest.raises(dnnlib.UserError, match="FACE_LANDMARKS has 3 points"):
         pf.load_pose(path)
+
+
+def test_two_people_are_noted_once(tmp_path, reduced, caplog):
+    """A pose of two people is noted once when it is read and used, not at each check on the way."""
+    data = np.ma.concatenate([reduced.body.data, reduced.body.data], axis=1)
+    conf = np.concatenate([reduced.body.confidence] * 2, axis=1)
+    path = tmp_path / "two.pose"
+    path.write_bytes(_bytes(Pose(reduced.header, NumPyPoseBody(fps=25, data=data, confidence=conf))))
+
+    def notes():
+        return [r.getMessage() for r in caplog.records if "people" in r.getMessage()]
+
+    with caplog.at_level(logging.INFO, logger="utils.pose_features"):
+        pose = pf.load_pose(path)
+        feats = pf.features_from_pose(pose, pf.make_feature_spec(), name=str(path))  # as gen_video does
+        pf.prepare_pose(pose, name="input pose")  # as the pose-consistency metric does
+        assert notes() == [f"Pose {path} holds 2 people; using the first"]
+        np.testing.assert_allclose(feats, pf.features_from_pose(reduced, pf.make_feature_spec()), atol=1e-5)
+        pf.load_pose(path)  # read again: another pose, noted again
+        assert len(notes()) == 2
 
 #----------------------------------------------------------------------------
 # Features.

@@ -9,14 +9,19 @@
 - `estimate_folder_poses(video_dir, out_dir)`: a `.pose` for every video of a folder
   (`raise_for_failures` ends such a run whose videos did not all give a pose).
 
-MediaPipe is imported and its model created only when a function here is first called.
+MediaPipe is imported and its model created only when a function here is first called. While it
+runs, its native INFO and WARNING log lines are kept off stderr (`native_log_filter`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import subprocess
+import sys
+import threading
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -27,11 +32,139 @@ from utils import video_io
 log = logging.getLogger(__name__)
 
 #----------------------------------------------------------------------------
+# MediaPipe's native log lines.
+#
+# MediaPipe 0.10.21 logs through absl (and TFLite through its own logger) straight to file
+# descriptor 2, about 11 lines for every estimate ("INFO: Created TensorFlow Lite XNNPACK delegate",
+# "WARNING: All log messages before absl::InitializeLog()...", "W0000 ... inference_feedback_manager.cc
+# ..."). Neither logger reads GLOG_minloglevel or TF_CPP_MIN_LOG_LEVEL (measured: the same 11 lines
+# with either or both set before MediaPipe is imported), and the Python bindings have no setter. So while MediaPipe
+# runs, descriptor 2 goes through a small filter process that drops those INFO and WARNING lines and
+# passes everything else on as it comes: errors, tracebacks, progress bars, other output. A process,
+# not a thread: what a crash writes last (a failed CHECK aborts the process) still reaches stderr.
+
+_FILTER_SCRIPT = r"""
+import os, re, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the estimating process, not for its stderr
+threshold = int(sys.argv[1])
+native = re.compile(rb"([IW])\d{4,8} [\d:.]+ +\d+ [^ \]]+:\d+\] ")  # absl / glog: I0000 00:00:... file.cc:12]
+tflite = re.compile(rb"INFO: |VERBOSE: |WARNING: All log messages before absl::InitializeLog\(\)")
+
+def kept(line):
+    m = native.match(line)
+    if m:
+        return {b"I": 0, b"W": 1}[m.group(1)] >= threshold
+    return not tflite.match(line)
+
+rest = b""
+while True:
+    try:
+        chunk = os.read(0, 65536)
+    except InterruptedError:
+        continue
+    if not chunk:
+        break
+    *lines, rest = (rest + chunk).split(b"\n")
+    out = b"".join(line + b"\n" for line in lines if kept(line))
+    if rest and rest[:1] not in b"IWV":  # cannot be a log line that is dropped: pass it on now
+        out, rest = out + rest, b""
+    if out:
+        os.write(1, out)
+if rest and kept(rest):
+    os.write(1, rest)
+"""
+
+_filter_lock = threading.Lock()
+_filter_state: dict = {"users": 0}
+
+
+def _native_log_threshold() -> int:
+    """The lowest native severity shown: `GLOG_minloglevel` when the user set it (0 INFO, 1 WARNING,
+    2 ERROR), else 2."""
+    value = os.environ.get("GLOG_minloglevel", "").strip()
+    try:
+        return int(value) if value else 2
+    except ValueError:
+        log.warning("GLOG_minloglevel=%r is not a number; showing MediaPipe's errors only", value)
+        return 2
+
+
+@contextlib.contextmanager
+def native_log_filter() -> Iterator[None]:
+    """Within the block, drop MediaPipe's native INFO and WARNING lines from stderr (file descriptor 2).
+
+    ERROR and FATAL lines and anything else written to stderr pass through, at once and in order.
+    `GLOG_minloglevel=0` (set by the user) shows everything, `1` also the warnings. Nestable and
+    shared by threads (the filter stays while any of them is inside). Where stderr is not a file
+    descriptor or no filter process can be started, nothing is filtered."""
+    threshold = _native_log_threshold()
+    if threshold <= 0:
+        yield
+        return
+    with _filter_lock:
+        if _filter_state["users"] == 0:
+            _filter_state["saved"] = _start_filter(threshold)
+        _filter_state["users"] += 1
+    try:
+        yield
+    finally:
+        with _filter_lock:
+            _filter_state["users"] -= 1
+            if _filter_state["users"] == 0:
+                _stop_filter(_filter_state.pop("saved"))
+
+
+def _start_filter(threshold: int):
+    """Point descriptor 2 at a filter process (dropping native lines below `threshold`) that writes to
+    the real stderr; return what `_stop_filter` needs to undo it (None when nothing was changed)."""
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    if not sys.executable:
+        return None
+    try:
+        saved = os.dup(2)
+    except OSError:
+        return None  # no stderr
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        os.close(saved)
+        return None
+    try:
+        child = subprocess.Popen([sys.executable, "-I", "-S", "-c", _FILTER_SCRIPT, str(threshold)],
+                                 stdin=read_end, stdout=saved, stderr=saved)
+    except OSError as e:
+        for fd in (saved, read_end, write_end):
+            os.close(fd)
+        log.debug("No filter for MediaPipe's log lines: %s", e)
+        return None
+    os.close(read_end)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    return saved, child
+
+
+_lingering: list = []  # filter processes still passing on the output of programs started meanwhile
+
+
+def _stop_filter(state) -> None:
+    if state is None:
+        return
+    saved, child = state
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    os.dup2(saved, 2)  # the filter sees the end of its input once no process writes to the pipe
+    os.close(saved)
+    try:
+        child.wait(timeout=5)  # all passed on before what comes next
+    except subprocess.TimeoutExpired:
+        _lingering.append(child)  # a program started meanwhile still holds the pipe; it ends with it
+    _lingering[:] = [p for p in _lingering if p.poll() is None]
+
+#----------------------------------------------------------------------------
 
 def _holistic_module():
     """Import pose-format's holistic utilities (which import MediaPipe) on first use."""
-    os.environ.setdefault("GLOG_minloglevel", "2")        # quiet MediaPipe's C++ logging
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import pose_format.utils.holistic as holistic
     except ImportError as e:
@@ -94,8 +227,9 @@ def estimate_frames_pose(frames: Iterable[np.ndarray], fps: float, width: int, h
     checked = _checked_frames(frames, int(width), int(height), progress, num_frames, desc)
     fresh = {"reuse": False} if _can_refuse_reuse(holistic) else {}
     try:
-        pose = holistic.load_holistic(checked, fps=float(fps), width=int(width), height=int(height),
-                                      progress=False, additional_holistic_config=dict(config), **fresh)
+        with native_log_filter():
+            pose = holistic.load_holistic(checked, fps=float(fps), width=int(width), height=int(height),
+                                          progress=False, additional_holistic_config=dict(config), **fresh)
     except ValueError as e:
         if "at least one array" in str(e):
             raise dnnlib.UserError("No frames to estimate poses from (the video or frame list is empty)") from None
@@ -123,8 +257,14 @@ def estimate_video_pose(video_path: str | os.PathLike, out_pose_path: str | os.P
         from utils.pose_features import load_pose
         log.info("Pose %s exists; skipping %s", out_pose_path, video_path)
         return load_pose(out_pose_path, require_hands=False)  # checked: a file of another kind is refused
-    if out_pose_path is not None:
-        dnnlib.util.check_writable(out_pose_path, "pose")  # before the estimation, not after it
+    if out_pose_path is None:
+        return _estimate_video_pose(video_path, None, progress, chunk_frames, kwargs)
+    with _removing_new_empty_folders(os.path.dirname(os.path.abspath(out_pose_path))):
+        dnnlib.util.check_writable(out_pose_path, "pose")  # before the estimation, not after it (makes the folder)
+        return _estimate_video_pose(video_path, out_pose_path, progress, chunk_frames, kwargs)
+
+
+def _estimate_video_pose(video_path, out_pose_path, progress: bool | None, chunk_frames: int, kwargs: dict):
     info = video_io.video_info(video_path)
     if not info.fps > 0:
         log.warning("Video %s does not state its frame rate; writing the pose at 25 fps", video_path)
@@ -141,6 +281,24 @@ def estimate_video_pose(video_path: str | os.PathLike, out_pose_path: str | os.P
         write_pose(pose, out_pose_path)
         shutil.rmtree(os.fspath(out_pose_path) + ".partial", ignore_errors=True)
     return pose
+
+
+@contextlib.contextmanager
+def _removing_new_empty_folders(folder: str) -> Iterator[None]:
+    """Remove, when the block ends, the folders on the way to `folder` that did not exist when it began
+    and are empty then (a failed run leaves no empty folder of its own making; nothing else is touched)."""
+    new, head = [], os.path.abspath(folder)
+    while not os.path.lexists(head) and os.path.dirname(head) != head:
+        new.append(head)
+        head = os.path.dirname(head)
+    try:
+        yield
+    finally:
+        for path in new:  # the deepest first; a folder that is not empty stays, and so do those above it
+            try:
+                os.rmdir(path)
+            except OSError:
+                break
 
 
 def _counted(items: Iterable, bar) -> Iterator:
@@ -213,21 +371,22 @@ def estimate_folder_poses(video_dir: str, out_dir: str, progress: bool | None = 
 
     videos = video_io.list_videos(video_dir)
     require_estimator()
-    dnnlib.util.make_dirs(out_dir, "output folder")
     result: dict = {"written": [], "kept": [], "failed": []}
-    for name, video in tqdm(videos.items(), desc="videos", unit="video",
-                            disable=None if progress is None else not progress):
-        out = os.path.join(out_dir, name + ".pose")
-        if os.path.isfile(out):
-            result["kept"].append(name)
-            continue
-        try:
-            estimate_video_pose(video, out, progress=progress)
-        except dnnlib.UserError as e:
-            log.warning("No pose for %s: %s", video, e)
-            result["failed"].append((video, str(e)))
-            continue
-        result["written"].append(name)
+    with _removing_new_empty_folders(out_dir):  # every video failed: no empty output folder is left
+        dnnlib.util.make_dirs(out_dir, "output folder")
+        for name, video in tqdm(videos.items(), desc="videos", unit="video",
+                                disable=None if progress is None else not progress):
+            out = os.path.join(out_dir, name + ".pose")
+            if os.path.isfile(out):
+                result["kept"].append(name)
+                continue
+            try:
+                estimate_video_pose(video, out, progress=progress)
+            except dnnlib.UserError as e:
+                log.warning("No pose for %s: %s", video, e)
+                result["failed"].append((video, str(e)))
+                continue
+            result["written"].append(name)
     return result
 
 

@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import struct
+import weakref
 from typing import Any, Sequence
 
 import numpy as np
@@ -163,9 +164,13 @@ def _parse_pose(data: bytes, name: str):
     return Pose(header, body)
 
 
+_people_noted: weakref.WeakSet = weakref.WeakSet()  # poses whose extra people `check_pose` has noted
+
+
 def check_pose(pose, name: str = "pose", require_hands: bool = True) -> None:
     """Raise `dnnlib.UserError` unless `pose` is a usable MediaPipe Holistic pose (full or reduced)
-    with at least one frame and one person (and, with `require_hands`, a hand in some frame)."""
+    with at least one frame and one person (and, with `require_hands`, a hand in some frame).
+    A pose of several people is noted in the log (once per pose, however often it is checked)."""
     comps = {c.name: c for c in pose.header.components}
     missing = [c for c in COMPONENTS if c not in comps]
     if missing:
@@ -192,7 +197,8 @@ def check_pose(pose, name: str = "pose", require_hands: bool = True) -> None:
         raise dnnlib.UserError(f"Pose {name} has zero frames; nothing to render")
     if shape[1] == 0:
         raise dnnlib.UserError(f"Pose {name} has no person in any frame")
-    if shape[1] > 1:
+    if shape[1] > 1 and pose not in _people_noted:  # load_pose and prepare_pose both check one pose
+        _people_noted.add(pose)
         log.info("Pose %s holds %d people; using the first", name, shape[1])
     if require_hands:
         conf = np.asarray(pose.body.confidence)[:, 0]
