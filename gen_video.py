@@ -164,8 +164,7 @@ class PoseVideoRenderer:
         G = load_generator(network, self.device)
         G_identity = pose_lstm.generator_identity(G)
         pose_lstm.check_generator(identity, G_identity, lstm, network)
-        # What the renders depend on, by content (a retrained lstm.pt keeps its name).
-        self.hashes = {"generator": G_identity["hash"], "lstm": pose_lstm.weights_hash(self.model)}
+        self.generator_hash = G_identity["hash"]
         self.G, self.desc = prepare_generator(G, self.device, precision)  # the fastest correct way to run G here
 
     def render(self, pose, pose_path: str, output: str, fps: float | None = None, truncation_psi: float = 1.0,
@@ -236,7 +235,7 @@ class PoseVideoRenderer:
             doc = {**result["consistency"], "video": output, "pose": pose_path, "network": self.network,
                    "lstm": self.lstm, "fps": out_fps, "video_frames": writer.num_frames,
                    "truncation_psi": truncation_psi, "smooth": smooth}
-            _write_json(doc, json_path)
+            dnnlib.util.write_json(json_path, doc, "consistency report")
             result["json"] = json_path
             result["chart"] = chart_path(json_path)
             title = (f"Pose consistency of {os.path.basename(output)} with {os.path.basename(pose_path)}: "
@@ -248,14 +247,6 @@ class PoseVideoRenderer:
 def chart_path(json_path: str) -> str:
     """Where the per-frame pose-consistency chart of a render goes: `<name>-consistency.png` beside `<name>.json`."""
     return os.path.splitext(json_path)[0] + "-consistency.png"
-
-
-def _write_json(doc: dict[str, Any], path: str) -> None:
-    try:
-        with dnnlib.util.atomic_write(path, "w") as f:
-            json.dump(doc, f, indent=2)
-    except OSError as e:  # e.g. a full disk during the write
-        raise dnnlib.UserError(f"Cannot write {path}: {e.strerror or e}") from None
 
 
 def render_pose_video(pose_path: str, network: str, lstm: str, output: str, fps: float | None = None,
@@ -333,9 +324,11 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
         dnnlib.util.check_writable(summary_path, "consistency summary")
 
     renderer = PoseVideoRenderer(network, lstm, device=device, precision=precision, batch=batch)
-    settings = {**renderer.hashes, **settings}
+    # What the renders depend on, by content (a retrained lstm.pt keeps its name).
+    from training.pose_lstm import weights_hash
+    settings = {"generator": renderer.generator_hash, "lstm": weights_hash(renderer.model), **settings}
     dnnlib.util.check_settings(settings_path, settings, made, remedy)
-    dnnlib.util.write_settings(settings_path, {**settings, "network": network, "lstm_file": lstm})
+    dnnlib.util.write_json(settings_path, {**settings, "network": network, "lstm_file": lstm}, "settings")
     figures: dict[str, dict[str, Any]] = {}
     rendered, kept, failed = 0, 0, []
     disable = None if progress is None else not progress
@@ -366,8 +359,9 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
         pooled = combine_consistency(figures.values())
         per_video = {name: {k: v for k, v in fig.items() if k.endswith(("_mae", "_detection", "_matched"))
                             or k == "num_frames"} for name, fig in figures.items()}
-        _write_json({**pooled, "videos": per_video, "poses": pose_dir, "network": network, "lstm": lstm,
-                     "truncation_psi": truncation_psi, "smooth": smooth}, summary_path)
+        dnnlib.util.write_json(summary_path, {**pooled, "videos": per_video, "poses": pose_dir, "network": network,
+                                              "lstm": lstm, "truncation_psi": truncation_psi, "smooth": smooth},
+                               "consistency summary")
         result.update(consistency=pooled, summary=summary_path)
     return result
 

@@ -24,7 +24,6 @@ Multi-machine runs need the dataset on every machine (and, to continue a run, it
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 
@@ -180,8 +179,7 @@ def main(ctx: click.Context, **kwargs) -> None:
         if is_rank0:
             if new_run:
                 dnnlib.util.make_dirs(run_dir, 'run folder', exist_ok=False)
-            with dnnlib.util.atomic_write(os.path.join(run_dir, 'training_options.json'), 'w') as f:
-                json.dump(c, f, indent=2)
+            dnnlib.util.write_json(os.path.join(run_dir, 'training_options.json'), c, 'training options')
             with open(os.path.join(run_dir, 'log.txt'), 'a') as f:
                 f.write(summary + '\n')
         launch(c)

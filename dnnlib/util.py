@@ -150,11 +150,22 @@ def _cannot_write(what: str, path: str, e: OSError) -> UserError:
 
 def check_writable(path: str | os.PathLike, what: str = "") -> None:
     """Raise `UserError` now, before long work, if `path` cannot be written atomically later
-    (its folder cannot be made or written, or `path` is a folder). Creates missing folders."""
+    (its folder cannot be made or written, or `path` is a folder). Leaves nothing behind: the
+    folders it had to make for the test are removed again (the writer makes them when it writes),
+    so work that fails after the check leaves no empty folder."""
     path = os.fspath(path)
-    fd, tmp = _claim_temp(path, what, keep_suffix=False, file_only=True)
-    os.close(fd)
-    os.remove(tmp)
+    made, head = [], os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(head) and os.path.dirname(head) != head:
+        made.append(head)
+        head = os.path.dirname(head)
+    try:
+        fd, tmp = _claim_temp(path, what, keep_suffix=False, file_only=True)
+        os.close(fd)
+        os.remove(tmp)
+    finally:
+        for folder in made:  # the deepest first
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
 
 
 # Temporary files of the atomic writers (`_claim_temp`): '.<name>.<mkstemp's 8 random characters>.tmp[<ext>]'.
@@ -264,7 +275,7 @@ def _replace(tmp: str, path: str, what: str) -> None:
 # contents were made, so that a re-run made otherwise cannot mix in silently.
 
 def read_settings(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON object recorded at `path` by `write_settings`, or {} when there is none."""
+    """The JSON object of settings recorded at `path` (by `write_json`), or {} when there is none."""
     import json
     if not os.path.isfile(path):
         return {}
@@ -291,11 +302,11 @@ def check_settings(path: str | os.PathLike, settings: dict[str, Any], made: str,
         raise UserError(f"{os.path.dirname(path) or '.'} holds {made} with other settings ({what}); {remedy}")
 
 
-def write_settings(path: str | os.PathLike, settings: dict[str, Any]) -> None:
-    """Record `settings` (JSON-serialisable) at `path`, atomically."""
+def write_json(path: str | os.PathLike, obj: Any, what: str = "") -> None:
+    """Write `obj` as indented JSON to `path`, atomically (records, reports, options)."""
     import json
-    with atomic_write(path, "w", what="settings") as f:
-        json.dump(settings, f, indent=2)
+    with atomic_write(path, "w", what=what) as f:
+        json.dump(obj, f, indent=2)
 
 #----------------------------------------------------------------------------
 # Formatting.

@@ -94,19 +94,17 @@ def render_walks(network: str | None, outdir: str, num: int, frames: tuple[int, 
     from utils.video_io import VideoWriter
 
     before = dnnlib.util.read_settings(os.path.join(outdir, SETTINGS_FILE))
-    given = {"frames": None if frames is None else list(frames), "truncation_psi": truncation_psi, "fps": fps,
-             "keyframe_every": keyframe_every}
-    settings = {k: before.get(k, DEFAULT_SETTINGS[k]) if v is None else v for k, v in given.items()}
-    frames, fps = tuple(settings["frames"]), float(settings["fps"])
-    truncation_psi, keyframe_every = float(settings["truncation_psi"]), int(settings["keyframe_every"])
+    given = {"frames": frames, "truncation_psi": truncation_psi, "fps": fps, "keyframe_every": keyframe_every}
+    kinds = {"frames": lambda v: [int(n) for n in v], "truncation_psi": float, "fps": float, "keyframe_every": int}
+    settings = {k: kinds[k](before.get(k, DEFAULT_SETTINGS[k]) if v is None else v) for k, v in given.items()}
+    frames, fps = tuple(settings["frames"]), settings["fps"]
+    truncation_psi, keyframe_every = settings["truncation_psi"], settings["keyframe_every"]
     if network is None:
         network = before.get("network")
         if network is None:
             raise dnnlib.UserError(f"Rendering walks needs --network (no {SETTINGS_FILE} in {outdir} names one)")
     if num < 1 or keyframe_every < 1 or not fps > 0:
         raise dnnlib.UserError("--num and --keyframe-every must be at least 1 and --fps positive")
-    settings = {"frames": list(frames), "truncation_psi": truncation_psi, "fps": fps,
-                "keyframe_every": keyframe_every}
     _check_settings(outdir, settings)
     names = [walk_name(seed, i) for i in range(num)]
     todo = [i for i, name in enumerate(names)
@@ -125,7 +123,7 @@ def render_walks(network: str | None, outdir: str, num: int, frames: tuple[int, 
     _check_settings(outdir, {k: v for k, v in settings.items() if k != "network"})
     G, desc = prepare_generator(G, dev, precision)  # the fastest correct way to run G here (logged below)
     dnnlib.util.make_dirs(outdir, "output folder")
-    dnnlib.util.write_settings(os.path.join(outdir, SETTINGS_FILE), settings)
+    dnnlib.util.write_json(os.path.join(outdir, SETTINGS_FILE), settings, "settings")
     log.info(describe_render_path(G, dev, batch, desc))
     for i in tqdm(todo, desc="rendering walks", unit="walk", disable=None if progress is None else not progress):
         base = os.path.join(outdir, names[i])
@@ -171,8 +169,8 @@ def estimate_poses(outdir: str, progress: bool | None = None) -> list[str]:
 @click.option("--render-only", is_flag=True, help="Only render walks (estimate their poses later)")
 @dnnlib.util.cli_main
 def main(network: str | None, outdir: str, num: int | None, frames: str | None, seed: int,
-         truncation_psi: float | None, fps: float | None, keyframe_every: int | None, batch: int, device: str, precision: str, estimate_only: bool,
-         render_only: bool) -> None:
+         truncation_psi: float | None, fps: float | None, keyframe_every: int | None, batch: int, device: str,
+         precision: str, estimate_only: bool, render_only: bool) -> None:
     """Render random latent walks of a generator and estimate their poses: (pose, W) training pairs.
 
     \b
@@ -186,8 +184,8 @@ def main(network: str | None, outdir: str, num: int | None, frames: str | None, 
         if not render_only:  # fail now, not after hours of rendering
             from utils.pose_estimation import require_estimator
             require_estimator()
-        names = render_walks(network, outdir, num, None if frames is None else parse_frames(frames), seed, truncation_psi, fps,
-                             keyframe_every, batch, device, precision=precision)
+        names = render_walks(network, outdir, num, None if frames is None else parse_frames(frames), seed,
+                             truncation_psi, fps, keyframe_every, batch, device, precision=precision)
         click.echo(f"{len(names)} walks in {outdir}")
     if not render_only:
         done = estimate_poses(outdir)

@@ -257,14 +257,8 @@ def estimate_video_pose(video_path: str | os.PathLike, out_pose_path: str | os.P
         from utils.pose_features import load_pose
         log.info("Pose %s exists; skipping %s", out_pose_path, video_path)
         return load_pose(out_pose_path, require_hands=False)  # checked: a file of another kind is refused
-    if out_pose_path is None:
-        return _estimate_video_pose(video_path, None, progress, chunk_frames, kwargs)
-    with _removing_new_empty_folders(os.path.dirname(os.path.abspath(out_pose_path))):
-        dnnlib.util.check_writable(out_pose_path, "pose")  # before the estimation, not after it (makes the folder)
-        return _estimate_video_pose(video_path, out_pose_path, progress, chunk_frames, kwargs)
-
-
-def _estimate_video_pose(video_path, out_pose_path, progress: bool | None, chunk_frames: int, kwargs: dict):
+    if out_pose_path is not None:
+        dnnlib.util.check_writable(out_pose_path, "pose")  # before the estimation, not after it
     info = video_io.video_info(video_path)
     if not info.fps > 0:
         log.warning("Video %s does not state its frame rate; writing the pose at 25 fps", video_path)
@@ -281,24 +275,6 @@ def _estimate_video_pose(video_path, out_pose_path, progress: bool | None, chunk
         write_pose(pose, out_pose_path)
         shutil.rmtree(os.fspath(out_pose_path) + ".partial", ignore_errors=True)
     return pose
-
-
-@contextlib.contextmanager
-def _removing_new_empty_folders(folder: str) -> Iterator[None]:
-    """Remove, when the block ends, the folders on the way to `folder` that did not exist when it began
-    and are empty then (a failed run leaves no empty folder of its own making; nothing else is touched)."""
-    new, head = [], os.path.abspath(folder)
-    while not os.path.lexists(head) and os.path.dirname(head) != head:
-        new.append(head)
-        head = os.path.dirname(head)
-    try:
-        yield
-    finally:
-        for path in new:  # the deepest first; a folder that is not empty stays, and so do those above it
-            try:
-                os.rmdir(path)
-            except OSError:
-                break
 
 
 def _counted(items: Iterable, bar) -> Iterator:
@@ -335,8 +311,7 @@ def _estimate_in_parts(video_path, frames: Iterator[np.ndarray], info, fps: floa
         shutil.rmtree(partial)
     dnnlib.util.make_dirs(partial, "folder for the finished parts")
     if not same:
-        with dnnlib.util.atomic_write(key_path, "w") as f:
-            json.dump(key, f)
+        dnnlib.util.write_json(key_path, key, "record of the video")
 
     parts = []
     bar = tqdm(total=info.num_frames, desc=desc, unit="frame", disable=None if progress is None else not progress)
@@ -372,21 +347,22 @@ def estimate_folder_poses(video_dir: str, out_dir: str, progress: bool | None = 
     videos = video_io.list_videos(video_dir)
     require_estimator()
     result: dict = {"written": [], "kept": [], "failed": []}
-    with _removing_new_empty_folders(out_dir):  # every video failed: no empty output folder is left
-        dnnlib.util.make_dirs(out_dir, "output folder")
-        for name, video in tqdm(videos.items(), desc="videos", unit="video",
-                                disable=None if progress is None else not progress):
-            out = os.path.join(out_dir, name + ".pose")
-            if os.path.isfile(out):
-                result["kept"].append(name)
-                continue
-            try:
-                estimate_video_pose(video, out, progress=progress)
-            except dnnlib.UserError as e:
-                log.warning("No pose for %s: %s", video, e)
-                result["failed"].append((video, str(e)))
-                continue
-            result["written"].append(name)
+    # An unwritable out_dir stops the run now (not once per video); the folder itself is made by the
+    # first pose written, so a run in which every video fails leaves none.
+    dnnlib.util.check_writable(os.path.join(out_dir, next(iter(videos)) + ".pose"), "pose")
+    for name, video in tqdm(videos.items(), desc="videos", unit="video",
+                            disable=None if progress is None else not progress):
+        out = os.path.join(out_dir, name + ".pose")
+        if os.path.isfile(out):
+            result["kept"].append(name)
+            continue
+        try:
+            estimate_video_pose(video, out, progress=progress)
+        except dnnlib.UserError as e:
+            log.warning("No pose for %s: %s", video, e)
+            result["failed"].append((video, str(e)))
+            continue
+        result["written"].append(name)
     return result
 
 

@@ -27,7 +27,6 @@ import logging
 import math
 import os
 import struct
-import weakref
 from typing import Any, Sequence
 
 import numpy as np
@@ -118,6 +117,8 @@ def load_pose(path_or_bytes: str | os.PathLike | bytes, require_hands: bool = Tr
         raise TypeError(f"load_pose expects a path or bytes, got {type(path_or_bytes).__name__}")
     pose = _parse_pose(data, name)
     check_pose(pose, name, require_hands=require_hands)
+    if pose.body.data.shape[1] > 1:  # noted where the file is read (check_pose runs again on the way)
+        log.info("Pose %s holds %d people; using the first", name, pose.body.data.shape[1])
     return pose
 
 
@@ -164,13 +165,9 @@ def _parse_pose(data: bytes, name: str):
     return Pose(header, body)
 
 
-_people_noted: weakref.WeakSet = weakref.WeakSet()  # poses whose extra people `check_pose` has noted
-
-
 def check_pose(pose, name: str = "pose", require_hands: bool = True) -> None:
     """Raise `dnnlib.UserError` unless `pose` is a usable MediaPipe Holistic pose (full or reduced)
-    with at least one frame and one person (and, with `require_hands`, a hand in some frame).
-    A pose of several people is noted in the log (once per pose, however often it is checked)."""
+    with at least one frame and one person (and, with `require_hands`, a hand in some frame)."""
     comps = {c.name: c for c in pose.header.components}
     missing = [c for c in COMPONENTS if c not in comps]
     if missing:
@@ -197,9 +194,6 @@ def check_pose(pose, name: str = "pose", require_hands: bool = True) -> None:
         raise dnnlib.UserError(f"Pose {name} has zero frames; nothing to render")
     if shape[1] == 0:
         raise dnnlib.UserError(f"Pose {name} has no person in any frame")
-    if shape[1] > 1 and pose not in _people_noted:  # load_pose and prepare_pose both check one pose
-        _people_noted.add(pose)
-        log.info("Pose %s holds %d people; using the first", name, shape[1])
     if require_hands:
         conf = np.asarray(pose.body.confidence)[:, 0]
         hand_idx = [pose.header.get_point_index(h, p) for h in (LEFT_HAND, RIGHT_HAND) for p in HAND_POINTS]
