@@ -56,9 +56,15 @@ def _act_(z: torch.Tensor, gain: float, slope: float, clamp: float | None, want_
 
 
 def _code_to_slope(code: torch.Tensor, gain: float, slope: float, dtype: torch.dtype) -> torch.Tensor:
-    """Derivative of the nonlinearity from its code (a table lookup)."""
+    """Derivative of the nonlinearity from its code (a table lookup, in the code's memory layout).
+    index_select on the flat codes is about twice as fast on the CPU as indexing the table with the
+    code tensor, and exact (arithmetic on the code is not)."""
     table = torch.tensor([0.0, gain * slope, gain], dtype=dtype, device=code.device)
-    return table[code.to(torch.int32)]
+    flat = code
+    if code.dim() == 4 and not code.is_contiguous() and code.is_contiguous(memory_format=torch.channels_last):
+        flat = code.permute(0, 2, 3, 1)  # channels-last codes: a contiguous view, no copy
+    out = table.index_select(0, flat.reshape(-1).to(torch.int32)).view(flat.shape)
+    return out.permute(0, 3, 1, 2) if flat is not code else out
 
 
 class _FilteredLReLU(torch.autograd.Function):
