@@ -274,6 +274,7 @@ def render_pose_video(pose_path: str, network: str, lstm: str, output: str, fps:
 
 SUMMARY_NAME = "pose-consistency.json"
 SETTINGS_NAME = "render-settings.json"
+EACH_POSE_RATE = "each pose's own"  # the recorded --fps of a folder rendered without one
 
 
 def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps: float | None = None,
@@ -313,8 +314,8 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
             raise dnnlib.UserError(f"A pose named {os.path.splitext(taken)[0]}.pose would overwrite {what} "
                                    f"{taken}; rename it")
     settings_path = os.path.join(outdir, SETTINGS_NAME)
-    settings = {"fps": fps, "truncation_psi": float(truncation_psi), "smooth": float(smooth),
-                "side_by_side": bool(side_by_side)}
+    settings = {"fps": EACH_POSE_RATE if fps is None else float(fps), "truncation_psi": float(truncation_psi),
+                "smooth": float(smooth), "side_by_side": bool(side_by_side)}
     made, remedy = "videos rendered", "use another --output, or remove its videos to render them again"
     dnnlib.util.check_settings(settings_path, settings, made, remedy)  # before the networks load
     if consistency:

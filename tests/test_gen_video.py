@@ -229,6 +229,8 @@ def test_folder_rerun_made_otherwise_is_refused(models, data_dir, tmp_path):
     before = sorted(os.listdir(out))
     result = run([*args, "--trunc=0.5"])
     assert result.exit_code == 1 and "truncation_psi 1.0 there, 0.5 now" in result.output, result.output
+    result = run([*args, "--fps=50"])
+    assert result.exit_code == 1 and "fps \"each pose's own\" there, 50.0 now" in result.output, result.output
     tiny_lstm(models["G"], str(lstm), seed=1)  # retrained: same name, other weights
     result = run(args)
     assert result.exit_code == 1 and "holds videos rendered with other settings (lstm " in result.output, \
