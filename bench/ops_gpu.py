@@ -23,7 +23,6 @@ load changes hit both alike. Without CUDA the script exits with a message.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import statistics
@@ -293,9 +292,14 @@ def main(parts: str, reps: int, warmup: int, train_steps: int, video: str, data:
     g = bench_generator(max(3, reps // 2), max(1, warmup)) if "g" in wanted else None
     training = bench_training(train_steps, 2, video, data) if "train" in wanted else None
     print_report(machine, ops, g, training)
+    # A configuration whose first-use check failed ran the reference: its "kernel" figures are not the kernels'.
+    fell_back = [key[:4] for key, ok in cuda_kernels._checked.items() if not ok]
+    if fell_back:
+        print(f"\nWARNING: {len(fell_back)} configuration(s) differed from the reference at their first-use check "
+              f"and ran the reference instead (see the warnings above): {fell_back}")
     if json_path:
-        with dnnlib.util.atomic_write(json_path, "w") as f:
-            json.dump(dict(device=machine, ops=ops, g=g, training=training), f, indent=1)
+        dnnlib.util.write_json(json_path, dict(device=machine, ops=ops, g=g, training=training,
+                                               fell_back=[repr(k) for k in fell_back]))
 
 
 if __name__ == "__main__":

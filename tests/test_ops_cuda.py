@@ -652,6 +652,165 @@ def test_probes_run_on_the_emulated_kernels(emulated):
     cuda_kernels._probe_filtered_lrelu(emulated.fl, emulated.device)
 
 
+#----------------------------------------------------------------------------
+# First-use check: each configuration's first call compares the kernel with the reference.
+
+class _Tampered:
+    """A plugin module whose function `name` returns a wrong result (first output times 1.1) when its
+    argument at `mode_arg` equals `mode`: a stand-in for a kernel that misbehaves on some GPU."""
+
+    def __init__(self, mod: Any, name: str, mode_arg: int, mode: int):
+        self._mod, self._name, self._mode_arg, self._mode = mod, name, mode_arg, mode
+
+    def __getattr__(self, attr: str):
+        fn = getattr(self._mod, attr)
+        if attr != self._name:
+            return fn
+
+        def wrong(*args):
+            out = fn(*args)
+            if args[self._mode_arg] != self._mode:
+                return out
+            return (out[0] * 1.1, *out[1:]) if isinstance(out, tuple) else out * 1.1
+        return wrong
+
+
+@pytest.fixture
+def fresh_checks(monkeypatch):
+    monkeypatch.setattr(cuda_kernels, "_checked", {})
+    monkeypatch.setattr(cuda_kernels, "_warned_ops", set())
+
+
+class _CountedRef:
+    def __init__(self, ref: Callable):
+        self.ref, self.calls = ref, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.ref(*args)
+
+
+def _sg3_call(batch: int, size: int = 12) -> tuple:
+    gen = torch.Generator().manual_seed(batch)
+    x = torch.randn([batch, 3, size, size], generator=gen) * 3
+    f = _lowpass(12, 0.25)
+    return (x, f, f, torch.randn([3], generator=gen), 2, 2, (11, 11, 11, 11), 2 ** 0.5, 0.2, 4.0, False)
+
+
+def _checked_ops(ba: Any, ufd: Any, fl: Any) -> dict[str, tuple[Callable, _CountedRef, tuple]]:
+    """op -> (checked kernel function, its counted reference, an argument tuple of the op)."""
+    refs = {"bias_act": _CountedRef(bias_act._bias_act_ref), "upfirdn2d": _CountedRef(upfirdn2d._upfirdn2d_ref),
+            "filtered_lrelu": _CountedRef(filtered_lrelu._filtered_lrelu_ref)}
+    x = torch.randn([4, 5, 7, 9], generator=torch.Generator().manual_seed(3))
+    calls = {"bias_act": (x, torch.randn([5]), 1, "lrelu", 0.2, 2 ** 0.5, 256.0),
+             "upfirdn2d": (x, _lowpass(4, 0.5), (2, 2), (1, 1), (2, 1, 2, 1), False, 4.0),
+             "filtered_lrelu": _sg3_call(4)}
+    fns = {"bias_act": cuda_kernels.bias_act_fn(ba, refs["bias_act"]),
+           "upfirdn2d": cuda_kernels.upfirdn2d_fn(ufd, refs["upfirdn2d"]),
+           "filtered_lrelu": cuda_kernels.filtered_lrelu_fn(fl, ufd, refs["filtered_lrelu"])}
+    grad_args = {"bias_act": (0, 1), "upfirdn2d": (0,), "filtered_lrelu": (0, 3)}
+    return {op: (cuda_kernels.checked(op, fns[op], refs[op], grad_args[op]), refs[op], calls[op]) for op in fns}
+
+
+def test_first_use_check_keeps_matching_kernels(emulated, fresh_checks, caplog):
+    """Kernels that equal the reference: the kernel's own result, the reference run once per
+    configuration (in the check) and never again, no warning, the global random state untouched."""
+    ops = _checked_ops(emulated.ba, emulated.ufd, emulated.fl)
+    raw = _checked_ops(emulated.ba, emulated.ufd, emulated.fl)
+    rng = torch.get_rng_state()
+    with caplog.at_level("WARNING", logger="torch_utils.ops.cuda_kernels"):
+        for op, (fn, ref, args) in ops.items():
+            got = fn(*args)
+            raw_fn = cuda_kernels.filtered_lrelu_fn(emulated.fl, emulated.ufd, ref.ref) if op == "filtered_lrelu" \
+                else raw[op][0]
+            assert torch.equal(got, raw_fn(*args)), op
+            assert ref.calls == 1, op
+            assert torch.equal(fn(args[0][:1], *args[1:]), got[:1]), op  # another batch size: no new check
+            with torch.inference_mode():  # rendering: checked there too, no error
+                fn(args[0] + 1, *args[1:])
+            assert ref.calls == 1, op
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
+    assert sorted(k[0] for k, ok in cuda_kernels._checked.items() if ok) == sorted(ops)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_first_use_check_passes_every_stylegan3_layer(backend, dtype):
+    """No false alarm: the check passes the kernels on every distinct StyleGAN3-R / -T layer, float32
+    and float16 (the network's clamp of 256 on activations of its size), and the lrelu bias_act of
+    StyleGAN2 layers."""
+    gen = torch.Generator().manual_seed(21)
+    fl_ref, ba_ref = filtered_lrelu._filtered_lrelu_ref, bias_act._bias_act_ref
+    fl_fn, _ = backend.filtered_lrelu()
+    for c in _stylegan3_layer_configs("r") + _stylegan3_layer_configs("t"):
+        x = (torch.randn([2, 4, c["size"][1], c["size"][0]], generator=gen) * 50).to(backend.device, dtype)
+        b = torch.randn([4], generator=gen).to(backend.device, dtype)
+        fu = None if c["fu"] is None else c["fu"].to(backend.device)
+        fd = None if c["fd"] is None else c["fd"].to(backend.device)
+        args = (x, fu, fd, b, c["up"], c["down"], c["pad"], c["gain"], c["slope"], 256.0, False)
+        ok, why = cuda_kernels._compare("filtered_lrelu", fl_fn, fl_ref, args, (0, 3))
+        assert ok, (c["name"], why)
+    x = (torch.randn([3, 8, 9, 9], generator=gen) * 200).to(backend.device, dtype)
+    args = (x, torch.randn([8], generator=gen).to(backend.device, dtype), 1, "lrelu", 0.2, 2 ** 0.5, 256.0)
+    ok, why = cuda_kernels._compare("bias_act", backend.bias_act(), ba_ref, args, (0, 1))
+    assert ok, why
+
+
+@pytest.mark.parametrize("op,func,mode_arg,mode,what", [
+    ("filtered_lrelu", "fused", -1, 0, "output is off"),               # the forward without autograd
+    ("filtered_lrelu", "fused", -1, 2, "gradient of argument 0"),     # the backward pass only
+    ("bias_act", "bias_act", 3, 1, "gradient of argument 0"),
+    ("upfirdn2d", "upfirdn2d", 4, 2, "output"),                        # this up factor only
+])
+def test_first_use_check_catches_a_wrong_kernel(emulated, fresh_checks, caplog, op, func, mode_arg, mode, what):
+    """A kernel that is wrong in one mode: one warning naming the op, and the reference's result for
+    that configuration from the first call on, with no further check or warning."""
+    mods = {"bias_act": emulated.ba, "upfirdn2d": emulated.ufd, "filtered_lrelu": emulated.fl}
+    mods[op] = _Tampered(mods[op], func, mode_arg, mode)
+    fn, ref, args = _checked_ops(mods["bias_act"], mods["upfirdn2d"], mods["filtered_lrelu"])[op]
+    with caplog.at_level("WARNING", logger="torch_utils.ops.cuda_kernels"):
+        x = args[0].clone().requires_grad_(True)
+        got = fn(x, *args[1:])
+        want = ref.ref(x, *args[1:])
+        assert torch.equal(got, want)
+        (dx_got,), (dx_want,) = torch.autograd.grad(got.sum(), [x]), torch.autograd.grad(want.sum(), [x])
+        assert torch.equal(dx_got, dx_want)
+        calls = ref.calls
+        fn(args[0][:2], *args[1:])
+        assert ref.calls == calls + 1  # the reference itself, not another check (which would call it twice)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and f"CUDA kernel of {op} differs" in warnings[0] and what in warnings[0], warnings
+    assert "uses the reference" in warnings[0]
+
+
+def test_first_use_check_of_a_kernel_that_fails(emulated, fresh_checks, caplog):
+    class Failing:
+        def __getattr__(self, attr):
+            def fail(*args):
+                raise RuntimeError("filtered_lrelu: kernel launch failed: too many resources requested for launch")
+            return fail if attr == "fused" else getattr(emulated.fl, attr)
+    fn, ref, args = _checked_ops(emulated.ba, emulated.ufd, Failing())["filtered_lrelu"]
+    with caplog.at_level("WARNING", logger="torch_utils.ops.cuda_kernels"):
+        assert torch.equal(fn(*args), ref.ref(*args))
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "it failed: filtered_lrelu: kernel launch failed" in warnings[0], warnings
+
+
+def test_first_use_check_on_non_finite_input_decides_nothing(emulated, fresh_checks, caplog):
+    """Non-finite values (a diverged run) cannot tell a wrong kernel: the call runs the kernel and the
+    configuration is checked again on its next call."""
+    mod = _Tampered(emulated.ba, "bias_act", 3, 0)
+    fn, ref, args = _checked_ops(mod, emulated.ufd, emulated.fl)["bias_act"]
+    x = args[0].clone()
+    x[0, 0, 0, 0] = float("nan")
+    with caplog.at_level("WARNING", logger="torch_utils.ops.cuda_kernels"):
+        fn(x, *args[1:])
+        assert not cuda_kernels._checked.get(cuda_kernels._config_key("bias_act", (x, *args[1:])), False)
+        assert not caplog.records
+        fn(*args)  # finite: the wrong kernel is found
+    assert len(caplog.records) == 1
+
+
 def test_plugins_are_declared_for_the_prebuild():
     code = ("import sys; sys.path.insert(0, %r); from torch_utils import custom_ops; "
             "print(sorted((n, p.kind) for n, p in custom_ops.all_plugins().items()))" % REPO)

@@ -18,6 +18,9 @@ Gradients:
   same fused kernel run on the transposed configuration (up and down swapped, filters flipped,
   padding adjusted, codes read at an offset), itself differentiable again with respect to its input.
 
+Each configuration's first call is also checked against the reference on a few samples (outputs and
+gradients, `checked`): where a kernel differs, one warning, and the reference runs there.
+
 The kernel sources are `*.cu` (plain CUDA, no torch headers) with their torch bindings `*_cuda.cpp`,
 next to this file. Build settings: see `torch_utils.custom_ops`.
 """
@@ -206,7 +209,7 @@ def bias_act_impl(x: torch.Tensor, ref: Callable) -> Callable[..., torch.Tensor]
     mod = bias_act_plugin.load()
     if mod is None or not _runs(bias_act_plugin, mod, x.device, _probe_bias_act):
         return None
-    return bias_act_fn(mod, ref)
+    return checked("bias_act", bias_act_fn(mod, ref), ref, grad_args=(0, 1))
 
 
 def _probe_bias_act(mod: Any, device: torch.device) -> None:
@@ -284,7 +287,7 @@ def upfirdn2d_impl(x: torch.Tensor, ref: Callable) -> Callable[..., torch.Tensor
     mod = upfirdn2d_plugin.load()
     if mod is None or not _runs(upfirdn2d_plugin, mod, x.device, _probe_upfirdn2d):
         return None
-    return upfirdn2d_fn(mod, ref)
+    return checked("upfirdn2d", upfirdn2d_fn(mod, ref), ref, grad_args=(0,))
 
 
 def _probe_upfirdn2d(mod: Any, device: torch.device) -> None:
@@ -440,7 +443,7 @@ def filtered_lrelu_impl(x: torch.Tensor, ref: Callable) -> Callable[..., torch.T
     if fl is None or ufd is None or not _runs(filtered_lrelu_plugin, fl, x.device, _probe_filtered_lrelu) or \
             not _runs(upfirdn2d_plugin, ufd, x.device, _probe_upfirdn2d):
         return None
-    return filtered_lrelu_fn(fl, ufd, ref)
+    return checked("filtered_lrelu", filtered_lrelu_fn(fl, ufd, ref), ref, grad_args=(0, 3))
 
 
 def _probe_filtered_lrelu(mod: Any, device: torch.device) -> None:
@@ -449,3 +452,107 @@ def _probe_filtered_lrelu(mod: Any, device: torch.device) -> None:
               1.0, 0.2, -1.0, False, 0)
 
 #----------------------------------------------------------------------------
+#----------------------------------------------------------------------------
+# First-use check against the reference.
+#
+# The first call of each configuration (op, device, dtype, shape without the batch, the other
+# arguments) also runs the kernel and the reference on up to two samples of its input, forward and
+# backward, and compares them. A kernel that differs (a miscompile, a driver or architecture the
+# kernels were never run on) then costs a warning, not a training run: that configuration uses the
+# reference from then on. The check draws its random incoming gradient from a private generator, so
+# the global random state, and with it a run's reproducibility, is untouched.
+
+_CHECK_TOL = {torch.float32: 1e-3, torch.float16: 2e-2}  # relative L2 error allowed against a float32 reference
+_CHECK_SAMPLES = 2
+_checked: dict[tuple, bool] = {}       # configuration -> the kernel matched the reference there
+_warned_ops: set[tuple[str, str]] = set()
+
+
+def _config_key(op: str, args: tuple) -> tuple:
+    x = args[0]
+    channels_last = x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    parts = [op, str(x.device), x.dtype, tuple(x.shape[1:]), x.is_contiguous(), channels_last]
+    for a in args[1:]:
+        parts.append((a.dtype, tuple(a.shape)) if isinstance(a, torch.Tensor) else tuple(a) if isinstance(a, list)
+                     else a)
+    return tuple(parts)
+
+
+def _rel_l2(got: torch.Tensor, want: torch.Tensor) -> float:
+    got, want = got.detach().float(), want.detach()
+    return float(torch.linalg.vector_norm(got - want) / torch.linalg.vector_norm(want).clamp_min(1e-30))
+
+
+def _compare(op: str, fn: Callable, ref: Callable, args: tuple,
+             grad_args: tuple[int, ...]) -> tuple[bool | None, str]:
+    """(False, why) when the kernel differs from the reference on a few samples of `args` (the
+    output without and with autograd, and the gradients of `grad_args`); (True, "") when it matches;
+    (None, "") when there is nothing to compare (the reference is not finite there)."""
+    x = args[0]
+    batch_dim_is_data = not (op == "bias_act" and args[2] == 0)  # bias_act along dim 0: keep every row
+    xs = x.detach()[:_CHECK_SAMPLES] if batch_dim_is_data and x.ndim > 1 else x.detach()
+
+    def leaves(as_float: bool, grad: bool) -> list:
+        out = list(args)
+        out[0] = xs
+        for i, a in enumerate(out):
+            if isinstance(a, torch.Tensor):
+                a = a.detach().clone()
+                if as_float and a.is_floating_point():
+                    a = a.float()
+                out[i] = a.requires_grad_(grad and i in grad_args and a.is_floating_point())
+        return out
+
+    def grads(y: torch.Tensor, leaves: list, dy: torch.Tensor) -> list[torch.Tensor]:
+        inputs = [leaves[i] for i in grad_args if isinstance(leaves[i], torch.Tensor)]
+        out = torch.autograd.grad(y, inputs, dy.to(y.dtype), allow_unused=True)
+        return [torch.zeros_like(t) if g is None else g for t, g in zip(inputs, out)]
+
+    with torch.inference_mode(False), torch.enable_grad():
+        want_args = leaves(as_float=True, grad=True)
+        want = ref(*want_args)
+        dy = torch.randn(want.shape, generator=torch.Generator(device=x.device).manual_seed(0), device=x.device)
+        want_grads = grads(want, want_args, dy)
+        if not all(bool(torch.isfinite(t).all()) for t in (want, *want_grads)):
+            return None, ""
+        try:
+            with torch.no_grad():
+                got_plain = fn(*leaves(as_float=False, grad=False))
+            got_args = leaves(as_float=False, grad=True)
+            got = fn(*got_args)
+            if got.shape != want.shape or got_plain.shape != want.shape:
+                return False, f"its output has shape {tuple(got.shape)}, not {tuple(want.shape)}"
+            got_grads = grads(got, got_args, dy)
+        except RuntimeError as e:
+            lines = str(e).strip().splitlines()
+            return False, f"it failed: {lines[-1] if lines else type(e).__name__}"
+    tol = _CHECK_TOL.get(x.dtype, 1e-3)
+    names = ["output", "output under autograd"] + [f"gradient of argument {i}" for i in grad_args
+                                                   if isinstance(args[i], torch.Tensor)]
+    for name, g, w in zip(names, (got_plain, got, *got_grads), (want, want, *want_grads)):
+        err = _rel_l2(g, w)
+        if not err <= tol:
+            return False, f"its {name} is off by {err:.3g} (relative L2 error; at most {tol:g} expected)"
+    return True, ""
+
+
+def checked(op: str, fn: Callable, ref: Callable, grad_args: tuple[int, ...]) -> Callable[..., torch.Tensor]:
+    """`fn` (a kernel implementation with the signature of `ref`), checked against `ref` on the first
+    call of each configuration; a configuration where it differs runs `ref` (one warning per op
+    and device)."""
+    def run(*args):
+        key = _config_key(op, args)
+        ok = _checked.get(key)
+        if ok is None:
+            ok, why = _compare(op, fn, ref, args, grad_args)
+            if ok is None:  # undecided (values not finite): the kernel runs, the next call checks again
+                return fn(*args)
+            _checked[key] = ok
+            if not ok and (op, key[1]) not in _warned_ops:
+                _warned_ops.add((op, key[1]))
+                log.warning("The CUDA kernel of %s differs from the reference implementation on %s for input %s "
+                            "%s (%s); that configuration, and any other where it differs, uses the reference. "
+                            "Please report it with the output of `python -m torch_utils.custom_ops --list`.",
+                            op, key[1], tuple(args[0].shape), str(args[0].dtype).replace("torch.", ""), why)
+        return fn(*args) if ok else ref(*args)
+    return run
