@@ -4,12 +4,16 @@ reference ops, and the fast generator path (`training.inference`) against the re
 import copy
 import json
 import math
+import os
 import random
+import shutil
+import sys
 
 import numpy as np
 import pytest
 import torch
 
+from torch_utils import custom_ops
 from torch_utils.ops import cpu_kernels, filtered_lrelu, upfirdn2d
 
 needs_kernel = pytest.mark.skipif(cpu_kernels.plugin.unavailable_reason() is not None,
@@ -173,6 +177,49 @@ def test_build_targets_this_cpu():
     flags = cpu_kernels.plugin.build_kwargs["extra_cflags"]
     assert "-march=native" in flags
     assert f"-DSIGNSTYLEGAN_CPU={cpu_kernels.cpu_fingerprint()}" in flags
+
+
+@needs_kernel
+@pytest.mark.skipif(sys.platform == "win32", reason="the stand-in compiler is a shell script")
+def test_portable_build_for_a_compiler_without_openmp(monkeypatch, caplog):
+    """A compiler that refuses -fopenmp and -march=native (as Apple clang does): the plugin builds
+    with its fallback settings (one log line), and that build, threaded by the kernel itself, equals
+    the reference on a StyleGAN3 layer whose planes are split over two threads."""
+    # The stand-in compiler lives in the build root under a fixed name, so that its build is cached
+    # like any other (the compiler is part of a build's hash); the build takes minutes once.
+    script = ("#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in -fopenmp|-march=native)\n"
+              "  echo \"cxx: error: unsupported option '$a'\" >&2; exit 1;; esac; done\n"
+              f"exec {shutil.which(os.environ.get('CXX', 'c++'))} \"$@\"\n")
+    fake = os.path.join(custom_ops._build_root(), "cxx-without-openmp")
+    os.makedirs(os.path.dirname(fake), exist_ok=True)
+    if not os.path.isfile(fake) or open(fake).read() != script:
+        with open(fake + ".tmp", "w") as f:
+            f.write(script)
+        os.chmod(fake + ".tmp", 0o755)
+        os.replace(fake + ".tmp", fake)
+    monkeypatch.setenv("CXX", fake)
+    monkeypatch.setattr(custom_ops, "_plugins", {})
+    base = cpu_kernels.plugin
+    plugin = custom_ops.Plugin(base.name, base.sources, source_dir=base.source_dir, kind="cpu",
+                               fallback_kwargs=base.fallback_kwargs, **base.build_kwargs)
+    with caplog.at_level("INFO", logger="torch_utils.custom_ops"):
+        mod = plugin.load()
+    assert mod is not None, plugin.error
+    assert any("built with its fallback settings" in r.getMessage() for r in caplog.records), caplog.text
+    assert "-fopenmp" not in str(plugin.fallback_kwargs)
+    import scipy.signal
+    f = torch.as_tensor(scipy.signal.firwin(12, 0.25), dtype=torch.float32)
+    x = torch.randn([2, 5, 20, 20], generator=torch.Generator().manual_seed(4)) * 3
+    plan = cpu_kernels.prepare_filtered_lrelu(f, f, 2, 2, (11, 11, 11, 11), math.sqrt(2), 0.2, 4.0, False, (20, 20))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        y = cpu_kernels.run_filtered_lrelu(mod, x, plan)
+    finally:
+        torch.set_num_threads(threads)
+    ref = filtered_lrelu.filtered_lrelu(x, f, f, up=2, down=2, padding=11, gain=math.sqrt(2), slope=0.2, clamp=4.0,
+                                        impl="ref")
+    assert rel_err(y, ref) < 1e-5
 
 #----------------------------------------------------------------------------
 # The fast generator path (training.inference) on the golden networks.

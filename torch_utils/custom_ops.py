@@ -30,7 +30,7 @@ import os
 import shutil
 import sys
 import types
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -94,7 +94,7 @@ def get_plugin(module_name: str, sources: Sequence[str], headers: Sequence[str] 
 
     `sources` and `headers` are file names relative to `source_dir`. `build_kwargs` go to
     `torch.utils.cpp_extension.load` (extra_cflags, extra_cuda_cflags, extra_ldflags, with_cuda...).
-    The build folder's name carries a hash of the sources, headers and flags, so any change
+    The build folder's name carries a hash of the sources, headers, flags and compiler, so any change
     rebuilds and identical requests share a build. Raises on failure."""
     from torch.utils import cpp_extension
 
@@ -116,6 +116,7 @@ def get_plugin(module_name: str, sources: Sequence[str], headers: Sequence[str] 
             h.update(f.read())
     h.update(repr(sorted((k, repr(v)) for k, v in build_kwargs.items())).encode())
     h.update(os.environ.get("TORCH_CUDA_ARCH_LIST", "").encode())
+    h.update(os.environ.get("CXX", "").encode())  # another compiler: another build
     digest = h.hexdigest()[:12]
     build_dir = os.path.join(_build_root(), f"{module_name}_{digest}")
     ext_name = f"{module_name}_{digest}"
@@ -144,10 +145,11 @@ class Plugin:
     """A kernel module declared by an op, built and imported on first `load()`.
 
     kind: 'cuda' (needs CUDA tensors, a CUDA build of torch and nvcc) or 'cpu' (needs a C++
-    compiler; used for CPU tensors)."""
+    compiler; used for CPU tensors). `fallback_kwargs`: build settings tried when the build with
+    `build_kwargs` fails (e.g. without -fopenmp and -march=native, which some compilers lack)."""
 
     def __init__(self, name: str, sources: Sequence[str], headers: Sequence[str] = (), source_dir: str | None = None,
-                 kind: str = "cuda", **build_kwargs):
+                 kind: str = "cuda", fallback_kwargs: dict[str, Any] | None = None, **build_kwargs):
         assert kind in ("cuda", "cpu")
         self.name = name
         self.sources = list(sources)
@@ -155,6 +157,7 @@ class Plugin:
         self.source_dir = source_dir
         self.kind = kind
         self.build_kwargs = build_kwargs
+        self.fallback_kwargs = fallback_kwargs
         self._module: types.ModuleType | None = None
         self._error: str | None = None
         _plugins[name] = self
@@ -182,11 +185,19 @@ class Plugin:
             return None
         reason = self.unavailable_reason()
         if reason is None:
-            try:
-                self._module = get_plugin(self.name, self.sources, self.headers, self.source_dir, **self.build_kwargs)
+            for kwargs in (self.build_kwargs, self.fallback_kwargs):
+                if kwargs is None:
+                    continue
+                try:
+                    self._module = get_plugin(self.name, self.sources, self.headers, self.source_dir, **kwargs)
+                except Exception as e:  # noqa: BLE001 - any build failure means: try the fallback, then the reference
+                    failed = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+                    reason = failed if reason is None else reason
+                    continue
+                if kwargs is not self.build_kwargs:
+                    log.info("Custom op '%s' built with its fallback settings (the first build failed: %s).",
+                             self.name, reason)
                 return self._module
-            except Exception as e:  # noqa: BLE001 - any build failure means: use the reference
-                reason = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
         self._error = reason
         if not custom_ops_disabled():
             log.warning("Custom op '%s' unavailable (%s); using the reference implementation.", self.name, reason)

@@ -21,7 +21,9 @@ Two ways in:
 Build: lazily on first use through `torch_utils.custom_ops` with `-O3 -march=native -fopenmp`: the
 code is compiled for the CPU it runs on (AVX-512 where present, AVX2 otherwise...), and the build
 folder's hash includes a fingerprint of that CPU (its model and feature flags), so a shared
-`TORCH_EXTENSIONS_DIR` never hands one machine's build to a CPU that lacks its instructions. Without
+`TORCH_EXTENSIONS_DIR` never hands one machine's build to a CPU that lacks its instructions. A
+compiler that refuses those flags (Apple clang has no -fopenmp) gets a portable build: baseline SIMD,
+threads of the kernel's own. Without
 a C++ compiler (or with `SIGNSTYLEGAN_NO_CUSTOM_OPS=1`) the plugin is unavailable and everything
 runs the reference ops (one warning).
 """
@@ -72,10 +74,13 @@ def cpu_fingerprint() -> str:
     return hashlib.sha256((model + " " + " ".join(sorted(cpu_flags()))).encode()).hexdigest()[:12]
 
 
+_FINGERPRINT = f"-DSIGNSTYLEGAN_CPU={cpu_fingerprint()}"
+# The fallback, for compilers without OpenMP or -march=native (Apple clang): the baseline SIMD of the
+# target (NEON on arm64, SSE2 on x86-64) and the kernel's own threads.
 plugin = custom_ops.Plugin("filtered_lrelu_cpu", sources=["filtered_lrelu_cpu.cpp"], source_dir=_SRC, kind="cpu",
-                           extra_cflags=["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp",
-                                         f"-DSIGNSTYLEGAN_CPU={cpu_fingerprint()}"],
-                           extra_ldflags=["-fopenmp"])
+                           extra_cflags=["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", _FINGERPRINT],
+                           extra_ldflags=["-fopenmp"],
+                           fallback_kwargs=dict(extra_cflags=["-O3", "-ffp-contract=fast", _FINGERPRINT]))
 
 
 def load():

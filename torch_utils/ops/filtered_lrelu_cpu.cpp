@@ -25,7 +25,8 @@
 // Vectors are GCC vector extensions of 16 floats, which the compiler lowers to the widest SIMD of the
 // build machine (AVX-512, AVX2, NEON...): the same source is correct wherever it compiles, and the build
 // (lazy, on the user's machine, with -march=native) targets that machine only. Channel planes are spread
-// over threads with at::parallel_for.
+// over threads with at::parallel_for; a build without OpenMP (the portable fallback for compilers that
+// lack it, such as Apple clang) spreads them over std::threads instead, at::parallel_for being serial there.
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -34,6 +35,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #define SSG_INLINE __attribute__((always_inline)) inline
@@ -606,6 +608,26 @@ void run_planes(const Params& P, const Tin* x, Tout* y, int64_t plane_begin, int
 //----------------------------------------------------------------------------
 // Entry point.
 
+// Planes [0, n) in contiguous ranges over torch's intra-op threads.
+template <typename F>
+void parallel_planes(int64_t n, const F& f) {
+#ifdef _OPENMP
+    at::parallel_for(0, n, 1, f);
+#else
+    const int64_t T = std::min<int64_t>(std::max(1, at::get_num_threads()), n);
+    if (T <= 1 || at::in_parallel_region()) {
+        f(0, n);
+        return;
+    }
+    std::vector<std::thread> workers;
+    for (int64_t t = 1; t < T; ++t)
+        workers.emplace_back([&f, n, T, t] { f(n * t / T, n * (t + 1) / T); });
+    f(0, n / T);
+    for (auto& w : workers)
+        w.join();
+#endif
+}
+
 const float* opt_ptr(const torch::Tensor& t) { return t.numel() ? t.data_ptr<float>() : nullptr; }
 
 torch::Tensor check_filter(const torch::Tensor& f, int64_t ndim, const char* name) {
@@ -696,7 +718,7 @@ torch::Tensor filtered_lrelu_cpu(torch::Tensor x, torch::Tensor b, torch::Tensor
     }
     if (y.numel() == 0)
         return y;
-    at::parallel_for(0, P.planes, 1, [&](int64_t begin, int64_t end) {
+    parallel_planes(P.planes, [&](int64_t begin, int64_t end) {
         if (x.scalar_type() == torch::kFloat32) {
             if (out_dtype == torch::kFloat32)
                 run_planes<float, float>(P, x.data_ptr<float>(), y.data_ptr<float>(), begin, end);
