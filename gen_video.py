@@ -51,6 +51,7 @@ from training.rendering import (
     seeds_to_ws,
     truncate_ws,
 )
+from utils import video_io
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,10 @@ def render_walk_video(network: str, seeds: list[int], output: str, grid: tuple[i
 
     from torch_utils import misc
     from training.inference import prepare_generator
-    from utils.video_io import VideoWriter
 
     gw, gh = grid
     cells = gw * gh
-    if not fps > 0:
-        raise dnnlib.UserError(f"--fps must be positive, got {fps}")
+    video_io.check_fps(fps)
     if not seeds:
         raise dnnlib.UserError("--seeds: no seeds given")
     if num_keyframes is None:
@@ -92,7 +91,8 @@ def render_walk_video(network: str, seeds: list[int], output: str, grid: tuple[i
         raise dnnlib.UserError("--num-keyframes and --w-frames must be at least 1")
     dev = misc.get_device(device)
     G, desc = prepare_generator(load_generator(network, dev), dev, precision)
-    writer = VideoWriter(output, fps=fps)  # fails here, before any rendering, on a bad output path
+    video_io.check_frame_size(gw * G.img_resolution, gh * G.img_resolution, output)
+    writer = video_io.VideoWriter(output, fps=fps)  # fails here, before any rendering, on a bad output path
     try:
         key_seeds = [seeds[(k * cells + i) % len(seeds)] for k in range(num_keyframes) for i in range(cells)]
         keys = seeds_to_ws(G, key_seeds, truncation_psi, dev).reshape(num_keyframes, cells, G.num_ws, G.w_dim)
@@ -142,11 +142,15 @@ def _pose_drawings(pose, size: int, index: np.ndarray) -> Iterator[np.ndarray]:
         yield current
 
 
+MAX_SMOOTH = 100.0  # frames (4 s at 25 fps): far beyond where signing is blurred away
+
+
 def _check_pose_options(smooth: float, fps: float | None) -> None:
-    if smooth < 0:
-        raise dnnlib.UserError(f"--smooth must be >= 0 (frames), got {smooth}")
-    if fps is not None and not fps > 0:
-        raise dnnlib.UserError(f"--fps must be positive, got {fps}")
+    if not 0 <= smooth <= MAX_SMOOTH:
+        raise dnnlib.UserError(f"--smooth must be from 0 to {MAX_SMOOTH:g} (frames of standard deviation), "
+                               f"got {smooth}")
+    if fps is not None:
+        video_io.check_fps(fps)
 
 
 class PoseVideoRenderer:
@@ -179,7 +183,6 @@ class PoseVideoRenderer:
         from metrics.pose_consistency import plot_consistency, video_pose_consistency
         from training import pose_lstm
         from utils import pose_features
-        from utils.video_io import VideoWriter
 
         _check_pose_options(smooth, fps)
         G, dev, batch = self.G, self.device, self.batch
@@ -197,7 +200,7 @@ class PoseVideoRenderer:
         num_frames = pose_lstm.resampled_length(num_feats, feat_fps, out_fps)
         res = int(G.img_resolution)
 
-        writer = VideoWriter(output, fps=out_fps)  # an unwritable output fails here, before rendering
+        writer = video_io.VideoWriter(output, fps=out_fps)  # an unwritable output fails here, before rendering
         try:
             log.info(describe_render_path(G, dev, batch, self.desc))
             ws = pose_lstm.iter_ws(self.model, feats, chunk=max(64, batch), device=dev)
@@ -302,12 +305,12 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
     _check_pose_options(smooth, fps)
     if not os.path.isdir(pose_dir):
         raise dnnlib.UserError(f"Pose folder not found: {pose_dir}")
-    paths = dnnlib.util.list_files(pose_dir, [".pose"])
-    if not paths:
+    by_name = dnnlib.util.files_by_name(pose_dir, [".pose"], "Poses")
+    if not by_name:
         raise dnnlib.UserError(f"No .pose files in {pose_dir}")
     if os.path.splitext(outdir)[1].lower() == ".mp4":
         raise dnnlib.UserError(f"--pose is a folder, so --output must be a folder for the videos, not {outdir}")
-    names = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    names, paths = list(by_name), list(by_name.values())
     summary_path = os.path.join(outdir, SUMMARY_NAME)
     for taken, what in ((SUMMARY_NAME, "the summary"), (SETTINGS_NAME, "the record of the settings")):
         if (consistency or taken == SETTINGS_NAME) and os.path.splitext(taken)[0] in names:
@@ -317,7 +320,9 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
     settings = {"fps": EACH_POSE_RATE if fps is None else float(fps), "truncation_psi": float(truncation_psi),
                 "smooth": float(smooth), "side_by_side": bool(side_by_side)}
     made, remedy = "videos rendered", "use another --output, or remove its videos to render them again"
-    dnnlib.util.check_settings(settings_path, settings, made, remedy)  # before the networks load
+    # A record without any of the videos (a run that failed before its first) describes nothing.
+    outputs = any(os.path.isfile(os.path.join(outdir, name + ".mp4")) for name in names)
+    dnnlib.util.check_settings(settings_path, settings, made, remedy, outputs)  # before the networks load
     if consistency:
         pose_estimation.require_estimator()  # MediaPipe measures the renders: fail before rendering
     dnnlib.util.make_dirs(outdir, "output folder")
@@ -328,7 +333,7 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
     # What the renders depend on, by content (a retrained lstm.pt keeps its name).
     from training.pose_lstm import weights_hash
     settings = {"generator": renderer.generator_hash, "lstm": weights_hash(renderer.model), **settings}
-    dnnlib.util.check_settings(settings_path, settings, made, remedy)
+    dnnlib.util.check_settings(settings_path, settings, made, remedy, outputs)
     dnnlib.util.write_json(settings_path, {**settings, "network": network, "lstm_file": lstm}, "settings")
     figures: dict[str, dict[str, Any]] = {}
     rendered, kept, failed = 0, 0, []

@@ -64,9 +64,9 @@ class UserError(Exception):
 
 def cli_main(fn: Callable) -> Callable:
     """Decorator for click command functions: `UserError` becomes a one-line click error
-    (exit status 1) instead of a traceback, and so does a storage that cannot take the output (a full
-    disk, a quota, a file too large for the file system), which no code can mend. Other exceptions are
-    real bugs and propagate."""
+    (exit status 1) instead of a traceback, and so do a storage that cannot take the output (a full
+    disk, a quota, a file too large for the file system) and running out of memory (settings too
+    large for the machine), which no code can mend. Other exceptions are real bugs and propagate."""
     import click
 
     @functools.wraps(fn)
@@ -75,6 +75,12 @@ def cli_main(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except UserError as e:
             raise click.ClickException(str(e)) from None
+        except (MemoryError, RuntimeError) as e:
+            if not is_out_of_memory(e):
+                raise
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise click.ClickException(f"Out of memory ({first}); use smaller settings (batch, resolution, "
+                                       f"sizes) or a machine with more memory") from None
         except OSError as e:
             if e.errno not in NO_ROOM_ERRNOS:
                 raise
@@ -82,6 +88,13 @@ def cli_main(fn: Callable) -> Callable:
             raise click.ClickException(f"{e.strerror or os.strerror(e.errno)}{where}; "
                                        f"{NO_ROOM_ERRNOS[e.errno]}") from None
     return wrapper
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """Whether `e` says that memory ran out: MemoryError (numpy's too), torch's OutOfMemoryError (GPU)
+    or its CPU allocator's failure."""
+    return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or (
+        isinstance(e, RuntimeError) and "can't allocate memory" in str(e))
 
 
 _FREE_SPACE = "free some space (or choose another location) and run again"
@@ -114,6 +127,20 @@ def list_files(folder: str | os.PathLike, extensions: Iterable[str]) -> list[str
     folder = os.fspath(folder)
     return [os.path.join(folder, f) for f in sorted(os.listdir(folder))
             if not is_hidden(f) and os.path.splitext(f)[1].lower() in exts and os.path.isfile(os.path.join(folder, f))]
+
+
+def files_by_name(folder: str | os.PathLike, extensions: Iterable[str], what: str = "Files") -> dict[str, str]:
+    """`list_files(folder, extensions)` by name without extension. Raises `UserError` when two files
+    share a name (a.pose and a.POSE, a.mp4 and a.mkv): what is made from them, named after them,
+    would collide."""
+    files: dict[str, list[str]] = {}
+    for path in list_files(folder, extensions):
+        files.setdefault(os.path.splitext(os.path.basename(path))[0], []).append(path)
+    twins = [", ".join(os.path.basename(p) for p in paths) for paths in files.values() if len(paths) > 1]
+    if twins:
+        raise UserError(f"{what} in {os.fspath(folder)} share a name ({'; '.join(twins)}): what is made from them "
+                        f"would too; keep one of each")
+    return {name: paths[0] for name, paths in files.items()}
 
 
 def is_hidden(name: str) -> bool:
@@ -274,10 +301,12 @@ def _replace(tmp: str, path: str, what: str) -> None:
 # Settings records: a folder that a re-run fills further (skipping what exists) records how its
 # contents were made, so that a re-run made otherwise cannot mix in silently.
 
-def read_settings(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON object of settings recorded at `path` (by `write_json`), or {} when there is none."""
+def read_settings(path: str | os.PathLike, outputs: bool = True) -> dict[str, Any]:
+    """The JSON object of settings recorded at `path` (by `write_json`), or {} when there is none.
+    `outputs=False` says that the folder holds nothing the record describes (a run that failed or was
+    stopped before its first output): the record is disregarded, {}."""
     import json
-    if not os.path.isfile(path):
+    if not outputs or not os.path.isfile(path):
         return {}
     try:
         with open(path) as f:
@@ -289,11 +318,13 @@ def read_settings(path: str | os.PathLike) -> dict[str, Any]:
     return record
 
 
-def check_settings(path: str | os.PathLike, settings: dict[str, Any], made: str, remedy: str) -> None:
+def check_settings(path: str | os.PathLike, settings: dict[str, Any], made: str, remedy: str,
+                   outputs: bool = True) -> None:
     """Raise `UserError` if the record at `path` holds another value for a key of `settings`:
     "<folder> holds <made> with other settings (<key> <there>, <now>); <remedy>". Keys missing from
-    either side (a hash not known yet) are not compared; long hashes are shown by their first 12 digits."""
-    before = read_settings(path)
+    either side (a hash not known yet) are not compared; long hashes are shown by their first 12 digits.
+    `outputs`: whether the folder holds anything the record describes (see `read_settings`)."""
+    before = read_settings(path, outputs)
     differ = [k for k in settings if k in before and before[k] != settings[k]]
     if differ:
         def show(v: Any) -> str:

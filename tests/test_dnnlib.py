@@ -205,6 +205,40 @@ def test_cli_main_reports_a_full_disk_in_one_line():
     result = CliRunner().invoke(bug, [])  # other OS errors are bugs of ours: they keep their traceback
     assert isinstance(result.exception, FileNotFoundError)
 
+def test_cli_main_reports_running_out_of_memory_in_one_line():
+    """Settings too large for the machine (numpy's and torch's allocators) are one line; other runtime
+    errors keep their traceback."""
+    import click
+    import torch
+    from click.testing import CliRunner
+
+    sizes = {"numpy": lambda: np.empty(1 << 62, np.uint8), "torch": lambda: torch.empty(1 << 62, dtype=torch.uint8)}
+    for name, alloc in sizes.items():
+        @click.command()
+        @util.cli_main
+        def cmd():
+            alloc()
+        result = CliRunner().invoke(cmd, [])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1, (name, result.output, result.exception)
+        assert lines[0].startswith("Error: Out of memory (") and "smaller settings" in lines[0], (name, lines)
+
+    @click.command()
+    @util.cli_main
+    def bug():
+        raise RuntimeError("shape '[3, -1]' is invalid for input of size 8")
+    result = CliRunner().invoke(bug, [])
+    assert isinstance(result.exception, RuntimeError)
+
+
+def test_files_by_name_refuses_twins(tmp_path):
+    for name in ("a.pose", "b.pose", "c.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert util.files_by_name(tmp_path, [".pose"]) == {"a": str(tmp_path / "a.pose"), "b": str(tmp_path / "b.pose")}
+    (tmp_path / "a.POSE").write_bytes(b"")
+    with pytest.raises(dnnlib.UserError, match=r"Poses in .* share a name \(a.POSE, a.pose\)"):
+        util.files_by_name(tmp_path, [".pose"], "Poses")
+
 #----------------------------------------------------------------------------
 # Parsing command-line values.
 

@@ -241,6 +241,41 @@ def test_folder_rerun_made_otherwise_is_refused(models, data_dir, tmp_path):
     assert result.exit_code == 0 and "kept 1 from an earlier run" in result.output, result.output
 
 
+def test_folder_record_of_a_run_without_videos_is_disregarded(models, data_dir, tmp_path):
+    # A first run that rendered nothing (its only pose fails) leaves a record of its settings; a re-run
+    # with other settings and a good pose must not be refused for videos that do not exist.
+    poses = tmp_path / "poses"
+    poses.mkdir()
+    original = load_pose(data_dir / "testing-original.pose")
+    write_pose(pose_slice(original, range(30, 34)), str(poses / "a.pose"))
+    with open(poses / "a.pose", "r+b") as f:  # unreadable
+        f.truncate(40)
+    out = tmp_path / "renders"
+    args = [f"--pose={poses}", f"--network={models['network']}", f"--lstm={models['lstm']}", f"--output={out}",
+            "--device=cpu"]
+    result = run([*args, "--trunc=0.5"])
+    assert "Not rendered" in result.output or result.exit_code != 0, result.output
+    assert not list(out.glob("*.mp4"))
+    write_pose(pose_slice(original, range(30, 34)), str(poses / "a.pose"))
+    result = run(args)
+    assert result.exit_code == 0 and "rendered 1 video" in result.output, result.output
+    with open(out / "render-settings.json") as f:
+        assert json.load(f)["truncation_psi"] == 1.0
+
+
+def test_folder_of_poses_sharing_a_name_refused(models, data_dir, tmp_path):
+    poses = tmp_path / "poses"
+    poses.mkdir()
+    short = pose_slice(load_pose(data_dir / "testing-original.pose"), range(30, 34))
+    write_pose(short, str(poses / "a.pose"))
+    write_pose(short, str(poses / "a.POSE"))  # both would be rendered to a.mp4
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run([f"--pose={poses}", f"--network={models['network']}", f"--lstm={models['lstm']}",
+                  f"--output={out / 'r'}", "--device=cpu"])
+    assert_refused(result, out, "share a name (a.POSE, a.pose)")
+
+
 def test_folder_of_poses_refusals(models, data_dir, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -309,6 +344,9 @@ def test_mode_options_checked(models, tmp_path):
     assert_refused(result, tmp_path, "--pose", "--seeds")
     result = run([f"--network={models['network']}", f"--output={tmp_path / 'x.mp4'}", "--pose=x.pose"])
     assert_refused(result, tmp_path, "--lstm")
+    result = run([f"--network={models['network']}", f"--lstm={models['lstm']}", f"--output={tmp_path / 'x.mp4'}",
+                  "--pose=x.pose", "--smooth=1e9"])  # a kernel of 6e9 frames: refused, not a MemoryError
+    assert_refused(result, tmp_path, "--smooth must be from 0 to 100")
 
 #----------------------------------------------------------------------------
 # Latent walks.
@@ -333,7 +371,13 @@ def test_latent_walk_bad_seeds(models, tmp_path):
     result = run([f"--network={models['network']}", "--seeds=4294967296", f"--output={tmp_path / 'w.mp4'}"])
     assert_refused(result, tmp_path, "--seeds", "too large")
     result = run([f"--network={models['network']}", "--seeds=0", "--fps=0", f"--output={tmp_path / 'w.mp4'}"])
-    assert_refused(result, tmp_path, "--fps must be positive")
+    assert_refused(result, tmp_path, "--fps must be a frame rate")
+    result = run([f"--network={models['network']}", "--seeds=0", "--fps=1e-6", f"--output={tmp_path / 'w.mp4'}"])
+    assert_refused(result, tmp_path, "--fps must be a frame rate")
+    # A grid wider than the encoder takes: refused before rendering (16 px cells: 1025 of them).
+    result = run([f"--network={models['network']}", "--seeds=0-1024", "--grid=1025x1", "--w-frames=1",
+                  f"--output={tmp_path / 'w.mp4'}", "--device=cpu"])
+    assert_refused(result, tmp_path, "16400x16 pixels are too large", "smaller grid")
 
 
 def test_tile_layout():

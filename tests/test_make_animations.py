@@ -121,6 +121,22 @@ def test_walks_of_other_settings_are_not_mixed_in(network, tmp_path):
     assert os.path.isfile(os.path.join(out, "walk0000-00001.npy"))
 
 
+def test_record_of_a_run_without_walks_is_disregarded(network, tmp_path):
+    # A run stopped (or failed) before its first walk leaves walks.json only: it describes no walks, so
+    # other settings are not refused and its settings are not taken as the folder's.
+    _, pkl = network
+    out = str(tmp_path / "pairs")
+    os.makedirs(out)
+    with open(os.path.join(out, "walks.json"), "w") as f:
+        json.dump({"frames": [60, 240], "truncation_psi": 0.5, "fps": 1e-6, "keyframe_every": 30, "network": pkl}, f)
+    make_animations.render_walks(pkl, out, 1, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
+    with open(os.path.join(out, "walks.json")) as f:
+        record = json.load(f)
+    assert (record["frames"], record["truncation_psi"], record["fps"]) == ([3, 4], 1.0, 25.0)
+    with pytest.raises(dnnlib.UserError, match="frames"):  # with a walk there, the record counts again
+        make_animations.render_walks(pkl, out, 2, frames=(5, 6), keyframe_every=2, device="cpu", progress=False)
+
+
 def test_adding_walks_takes_the_folders_settings(network, tmp_path):
     # A re-run that names only the folder and the count adds walks made as the first ones were (the
     # CLI's defaults are not mistaken for other settings), with the folder's generator.

@@ -206,7 +206,7 @@ def test_estimate_pose_cli_on_a_folder(short_video, tmp_path, repo_dir):
     res = subprocess.run([*cmd[:3], f"--output={tmp_path / 'x.pose'}"], cwd=repo_dir, capture_output=True, text=True)
     assert res.returncode == 1 and "must be a folder" in res.stderr
     (videos / "a.mkv").write_bytes(b"")
-    with pytest.raises(dnnlib.UserError, match="several formats"):
+    with pytest.raises(dnnlib.UserError, match="share a name"):
         pose_estimation.estimate_folder_poses(str(videos), str(out))
     with pytest.raises(dnnlib.UserError, match="No videos"):
         pose_estimation.estimate_folder_poses(str(out), str(tmp_path / "o"))

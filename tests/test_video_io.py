@@ -146,6 +146,21 @@ def test_unwritable_output_is_user_error(tmp_path):
         ro.chmod(0o700)
 
 
+def test_frame_rate_and_size_limits(tmp_path):
+    # A rate that ffmpeg's exact fraction would round to 0 (or an absurd one), and frames wider than the
+    # encoder takes, are user errors before ffmpeg runs; nothing is left behind.
+    for fps in (1e-6, 0, -25, 1e5, float("nan")):
+        with pytest.raises(dnnlib.UserError, match="frame rate from 0.001 to 1000"):
+            video_io.VideoWriter(tmp_path / "v.mp4", fps=fps)
+    with pytest.raises(dnnlib.UserError, match="at most 16384 pixels a side"):
+        with video_io.VideoWriter(tmp_path / "v.mp4", fps=25) as w:
+            w.write(np.zeros((2, video_io.MAX_SIDE + 2, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+    with video_io.VideoWriter(tmp_path / "v.mp4", fps=0.001) as w:
+        w.write(np.zeros((2, 2, 3), np.uint8))
+    assert video_io.video_info(tmp_path / "v.mp4").num_frames == 1
+
+
 def test_output_path_checks(tmp_path):
     with pytest.raises(dnnlib.UserError, match="directory"):
         video_io.VideoWriter(tmp_path, fps=25)
@@ -209,7 +224,7 @@ def test_save_png_and_list_videos(tmp_path):
     (tmp_path / "d.mp4").mkdir()
     assert video_io.list_videos(tmp_path) == {"a": str(tmp_path / "a.mp4"), "b": str(tmp_path / "b.MOV")}
     (tmp_path / "a.mkv").write_bytes(b"")
-    with pytest.raises(dnnlib.UserError, match="several formats"):
+    with pytest.raises(dnnlib.UserError, match="share a name"):
         video_io.list_videos(tmp_path)
     with pytest.raises(dnnlib.UserError, match="not found"):
         video_io.list_videos(tmp_path / "none")

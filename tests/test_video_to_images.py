@@ -193,7 +193,7 @@ def test_folder_of_clips_into_one_archive(data_dir, tmp_path):
     with pytest.raises(dnnlib.UserError, match="No videos in"):
         video_to_images(str(tmp_path / "poses"), str(tmp_path / "poses"), str(tmp_path / "x.zip"))
     (tmp_path / "videos" / "a.mkv").write_bytes(b"")
-    with pytest.raises(dnnlib.UserError, match="several formats"):
+    with pytest.raises(dnnlib.UserError, match="share a name"):
         video_to_images(str(tmp_path / "videos"), str(tmp_path / "poses"), str(tmp_path / "x.zip"))
 
 

@@ -29,6 +29,7 @@ import click  # noqa: E402
 import numpy as np  # noqa: E402
 
 import dnnlib  # noqa: E402
+from utils import video_io  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,18 @@ SETTINGS_FILE = "walks.json"
 DEFAULT_SETTINGS = {"frames": [60, 240], "truncation_psi": 1.0, "fps": 25.0, "keyframe_every": 30}
 
 
+def _holds_walks(outdir: str) -> bool:
+    """Whether `outdir` holds walks (their videos or latents): without them its walks.json, left by a
+    run that failed or was stopped before its first walk, describes nothing."""
+    return os.path.isdir(outdir) and bool(dnnlib.util.list_files(outdir, [".mp4", ".npy"]))
+
+
 def _check_settings(outdir: str, settings: dict) -> None:
     """Refuse to add walks to a folder whose walks were made otherwise (another generator, frame
     counts, truncation, frame rate or key spacing): the pairs would mix. Keys absent from either
     record (the generator's hash before G is loaded) are not compared."""
     dnnlib.util.check_settings(os.path.join(outdir, SETTINGS_FILE), settings, "walks made",
-                               f"use another --outdir, or the settings of {SETTINGS_FILE}")
+                               f"use another --outdir, or the settings of {SETTINGS_FILE}", _holds_walks(outdir))
 
 
 def render_walks(network: str | None, outdir: str, num: int, frames: tuple[int, int] | None = None, seed: int = 0,
@@ -91,9 +98,8 @@ def render_walks(network: str | None, outdir: str, num: int, frames: tuple[int, 
     from torch_utils import misc
     from training.inference import prepare_generator
     from training.rendering import describe_render_path, load_generator, render_frames
-    from utils.video_io import VideoWriter
 
-    before = dnnlib.util.read_settings(os.path.join(outdir, SETTINGS_FILE))
+    before = dnnlib.util.read_settings(os.path.join(outdir, SETTINGS_FILE), _holds_walks(outdir))
     given = {"frames": frames, "truncation_psi": truncation_psi, "fps": fps, "keyframe_every": keyframe_every}
     kinds = {"frames": lambda v: [int(n) for n in v], "truncation_psi": float, "fps": float, "keyframe_every": int}
     settings = {k: kinds[k](before.get(k, DEFAULT_SETTINGS[k]) if v is None else v) for k, v in given.items()}
@@ -103,8 +109,9 @@ def render_walks(network: str | None, outdir: str, num: int, frames: tuple[int, 
         network = before.get("network")
         if network is None:
             raise dnnlib.UserError(f"Rendering walks needs --network (no {SETTINGS_FILE} in {outdir} names one)")
-    if num < 1 or keyframe_every < 1 or not fps > 0:
-        raise dnnlib.UserError("--num and --keyframe-every must be at least 1 and --fps positive")
+    if num < 1 or keyframe_every < 1:
+        raise dnnlib.UserError("--num and --keyframe-every must be at least 1")
+    video_io.check_fps(fps)
     _check_settings(outdir, settings)
     names = [walk_name(seed, i) for i in range(num)]
     todo = [i for i, name in enumerate(names)
@@ -129,7 +136,7 @@ def render_walks(network: str | None, outdir: str, num: int, frames: tuple[int, 
         base = os.path.join(outdir, names[i])
         ws = walk_ws(G, seed, i, frames, keyframe_every, truncation_psi, dev)
         chunks = (torch.from_numpy(ws[s:s + batch]) for s in range(0, len(ws), batch))
-        with VideoWriter(base + ".mp4", fps=fps) as writer:
+        with video_io.VideoWriter(base + ".mp4", fps=fps) as writer:
             for imgs in render_frames(G, chunks, batch=batch, device=dev):
                 writer.write(imgs)
         dnnlib.util.save_npy(base + ".npy", ws, "latents")

@@ -40,16 +40,7 @@ def list_videos(folder: str | os.PathLike) -> dict[str, str]:
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise dnnlib.UserError(f"Video folder not found: {folder}")
-    videos: dict[str, str] = {}
-    twins = set()
-    for path in dnnlib.util.list_files(folder, VIDEO_EXTENSIONS):
-        stem = os.path.splitext(os.path.basename(path))[0]
-        if stem in videos:
-            twins.add(stem)
-        videos[stem] = path
-    if twins:
-        raise dnnlib.UserError(f"Videos {', '.join(sorted(twins))} exist in several formats in {folder}; what is "
-                               f"made from them would share a name: keep one of each")
+    videos = dnnlib.util.files_by_name(folder, VIDEO_EXTENSIONS, "Videos")
     if not videos:
         raise dnnlib.UserError(f"No videos in {folder} ({', '.join(sorted(VIDEO_EXTENSIONS))})")
     return videos
@@ -140,6 +131,22 @@ def _iter_frames(gen: Any, meta: dict, start: int, stop: int | None) -> Iterator
 # Writing.
 
 _CONTAINERS = (".mp4", ".m4v", ".mov", ".mkv")
+FPS_RANGE = (0.001, 1000.0)  # frame rates a video is written at (ffmpeg takes them as exact fractions)
+MAX_SIDE = 16384             # libx264's largest frame width or height
+
+
+def check_fps(fps: float, what: str = "--fps") -> None:
+    """Raise `dnnlib.UserError` unless `fps` is a frame rate a video can be written at (`FPS_RANGE`)."""
+    lo, hi = FPS_RANGE
+    if not (isinstance(fps, (int, float, Fraction)) and lo <= fps <= hi):
+        raise dnnlib.UserError(f"{what} must be a frame rate from {lo:g} to {hi:g} frames per second, got {fps!r}")
+
+
+def check_frame_size(width: int, height: int, path: str | os.PathLike = "the video") -> None:
+    """Raise `dnnlib.UserError` when frames of `width` x `height` pixels are too large to encode."""
+    if max(width, height) > MAX_SIDE:
+        raise dnnlib.UserError(f"Frames of {width}x{height} pixels are too large for {os.fspath(path)}: the video "
+                               f"encoder takes at most {MAX_SIDE} pixels a side; use a smaller grid or resolution")
 
 
 class VideoWriter:
@@ -170,8 +177,7 @@ class VideoWriter:
     def __init__(self, path: str | os.PathLike, fps: float, crf: int = 18, preset: str = "medium",
                  codec: str = "libx264", pix_fmt: str = "yuv420p", ffmpeg_log_level: str = "error"):
         self.path = os.fspath(path)
-        if not (isinstance(fps, (int, float, Fraction)) and fps > 0):
-            raise dnnlib.UserError(f"Bad frame rate {fps!r} for {self.path}; give a positive number")
+        check_fps(fps, f"The frame rate of {self.path}")
         if not 0 <= int(crf) <= 51:
             raise dnnlib.UserError(f"Bad crf {crf} for {self.path}; give 0 (lossless) .. 51 (worst)")
         if os.path.isdir(self.path):
@@ -250,6 +256,7 @@ class VideoWriter:
         self.num_frames += 1
 
     def _start(self, w: int, h: int) -> None:
+        check_frame_size(w, h, self.path)
         self.size = (w, h)
         self._pad = (h % 2, w % 2)
         if self._pad != (0, 0):
