@@ -180,7 +180,7 @@ def _spawned(rank: int, args: dnnlib.EasyDict) -> None:
 # Command line.
 
 def _comma_list(ctx, param, value: str) -> list[str]:
-    items = [s.strip() for s in (value or "").split(",") if s.strip()]
+    items = list(dict.fromkeys(s.strip() for s in (value or "").split(",") if s.strip()))  # each metric once
     if not items:
         raise click.BadParameter("give at least one metric")
     return items

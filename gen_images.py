@@ -55,7 +55,7 @@ def generate_images(network_pkl: str, seeds: str, truncation_psi: float, class_i
     \b
     python gen_images.py --network=snapshot.pkl --seeds=0-3 --trunc=0.7 --outdir=out
     python gen_images.py --network=stylegan3-r.pkl --seeds=5 --translate=0.1,0 --rotate=10 --outdir=out"""
-    seed_list = parse_range(seeds, '--seeds', max_value=2 ** 32 - 1)
+    seed_list = list(dict.fromkeys(parse_range(seeds, '--seeds', max_value=2 ** 32 - 1)))  # each image once
     if not seed_list:
         raise dnnlib.UserError("--seeds: no seeds given")
     shift = parse_vec2(translate, '--translate')
@@ -63,11 +63,11 @@ def generate_images(network_pkl: str, seeds: str, truncation_psi: float, class_i
 
     log.info('Loading %s', network_pkl)
     G = load_generator(network_pkl, dev)
-    dnnlib.util.make_dirs(outdir, "output folder")  # after loading: a bad --network leaves no empty folder
     c = class_label(G, class_idx, dev)
     if shift != (0, 0) or rotate != 0:
         set_input_transform(G, shift, rotate)
     G, desc = prepare_generator(G, dev, precision)  # after the input transform: the inference network is final
+    dnnlib.util.make_dirs(outdir, "output folder")  # after the checks: a bad option leaves no empty folder
     log.info('%s', desc)
 
     for i, seed in enumerate(seed_list):

@@ -220,6 +220,9 @@ def convert_network_pickle(source: str, dest: str, force_fp16: bool) -> None:
 
     \b
     Example: python legacy.py --source=stylegan3-r-ffhqu-256x256.pkl --dest=ffhqu-256-ours.pkl"""
+    if os.path.isfile(source) and os.path.isfile(dest) and os.path.samefile(source, dest):
+        raise dnnlib.UserError(f"--dest is --source ({dest}); write the converted pickle to another file, so "
+                               f"that the original is kept")
     data = load_network_pkl(source, force_fp16=force_fp16)
     data = rebuild_snapshot(data)
     buf = io.BytesIO()

@@ -157,3 +157,8 @@ def test_real_tiny_stylegan3(material, tmp_path):
     assert results["fid50k_full"] > 0 and results["eqt50k_int"] > 60 and results["eqt50k_frac"] > 45
 
 #----------------------------------------------------------------------------
+
+
+def test_metrics_list_parsing():
+    assert calc_metrics._comma_list(None, None, " fid50k_full, kid50k_full,fid50k_full ,") == ["fid50k_full",
+                                                                                           "kid50k_full"]

@@ -185,6 +185,10 @@ def test_convert_cli(tmp_path):
     result = CliRunner().invoke(legacy.convert_network_pickle, ['--source', str(tmp_path / 'nope.pkl'),
                                                                 '--dest', str(dest)])
     assert result.exit_code != 0 and 'not found' in result.output and 'Traceback' not in result.output
+    before = src.read_bytes()
+    result = CliRunner().invoke(legacy.convert_network_pickle, ['--source', str(src), '--dest', str(src)])
+    assert result.exit_code == 1 and '--dest is --source' in result.output, result.output
+    assert src.read_bytes() == before
 
 #----------------------------------------------------------------------------
 # Persistence acceptance: a snapshot written here loads and renders identically in a process that
