@@ -314,6 +314,38 @@ def test_stylegan3_backward_and_fp16_flag_on_cpu(cfg):
     with torch.no_grad():
         assert torch.equal(G(z, None), G(z, None, force_fp32=True))
 
+@pytest.mark.parametrize('cfg', GOLDEN_CFGS)
+def test_float16_layers_as_on_a_gpu(cfg, monkeypatch):
+    """The float16 path every GPU run takes (num_fp16_res=4, conv_clamp=256), run on the CPU: the
+    layers compute in float16, G's image and D's logits stay within float16 precision of float32, and
+    G's backward and D's R1 double backward give finite gradients (dtype plumbing checked without a GPU)."""
+    monkeypatch.setattr(sg2, 'FP16_DEVICE_TYPES', ('cuda', 'cpu'))
+    monkeypatch.setattr(sg3, 'FP16_DEVICE_TYPES', ('cuda', 'cpu'))
+    torch.manual_seed(0)
+    G = tiny_G(cfg).train()
+    D = build_D(img_resolution=16, channel_base=256, channel_max=16)
+    dtypes = set()
+    hooks = [m.register_forward_hook(lambda m, i, o: dtypes.add((o[0] if isinstance(o, tuple) else o).dtype))
+             for m in list(G.synthesis.children()) + list(D.children()) if not isinstance(m, torch.nn.ModuleList)]
+    z = torch.randn([2, G.z_dim])
+    ws = G.mapping(z, None)
+    img = G.synthesis(ws, noise_mode='const')
+    for h in hooks:
+        h.remove()
+    assert torch.float16 in dtypes and img.dtype == torch.float32
+    with torch.no_grad():
+        img32 = G.synthesis(ws, noise_mode='const', force_fp32=True)
+        assert rel_err(img.detach(), img32) < 2e-2, rel_err(img.detach(), img32)
+        assert rel_err(D(img32, None), D(img32, None, force_fp32=True)) < 2e-2
+    img.square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in G.parameters() if p.grad is not None)
+    reals = img32.detach().requires_grad_(True)
+    logits = D(reals, None)
+    assert logits.dtype == torch.float32
+    (grad,) = torch.autograd.grad(logits.sum(), reals, create_graph=True)
+    (grad.square().sum() + logits.sum()).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in D.parameters() if p.requires_grad)
+
 #----------------------------------------------------------------------------
 # The module source travels inside pickles: it may import only what published modules import.
 

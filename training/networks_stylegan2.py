@@ -19,6 +19,11 @@ import torch
 from torch_utils import misc, persistence
 from torch_utils.ops import bias_act, conv2d_resample, fma, upfirdn2d
 
+# Device types whose layers with use_fp16 compute in float16 (elsewhere they stay float32, as in the
+# published networks). A constant of this module, not of torch_utils: a pickle of these networks
+# needs only the torch_utils API of the published code. The tests add 'cpu' to run the float16 path.
+FP16_DEVICE_TYPES = ('cuda',)
+
 #----------------------------------------------------------------------------
 # Latent normalisation (StyleGAN, Section 2): every row rescaled to unit mean square.
 
@@ -406,7 +411,7 @@ class SynthesisBlock(torch.nn.Module):
         del update_emas  # no running statistics here
         misc.assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim])
         w_iter = iter(ws.unbind(dim=1))
-        if ws.device.type != 'cuda':
+        if ws.device.type not in FP16_DEVICE_TYPES:
             force_fp32 = True
         dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
         memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
@@ -589,7 +594,7 @@ class DiscriminatorBlock(torch.nn.Module):
         """x: [N, in_channels, res, res] or None, img: [N, img_channels, res, res] or None
         -> (x [N, out_channels, res/2, res/2], img downsampled for 'skip', else None)."""
         ref = x if x is not None else img
-        if ref.device.type != 'cuda':
+        if ref.device.type not in FP16_DEVICE_TYPES:
             force_fp32 = True
         dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
         memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format

@@ -25,6 +25,11 @@ import torch
 from torch_utils import misc, persistence
 from torch_utils.ops import bias_act, conv2d_gradfix, filtered_lrelu
 
+# Device types whose layers with use_fp16 compute in float16 (elsewhere they stay float32, as in the
+# published networks). A constant of this module, not of torch_utils: a pickle of these networks
+# needs only the torch_utils API of the published code. The tests add 'cpu' to run the float16 path.
+FP16_DEVICE_TYPES = ('cuda',)
+
 #----------------------------------------------------------------------------
 # Modulated convolution (StyleGAN2 Equations 1-3) with the StyleGAN3 changes: both the weight and
 # the styles are normalised before modulation, and the input is divided by its running RMS.
@@ -367,7 +372,7 @@ class SynthesisLayer(torch.nn.Module):
         if self.is_torgb:
             styles = styles * (1 / np.sqrt(self.in_channels * (self.conv_kernel ** 2)))
 
-        use_fp16 = self.use_fp16 and not force_fp32 and x.device.type == 'cuda'
+        use_fp16 = self.use_fp16 and not force_fp32 and x.device.type in FP16_DEVICE_TYPES
         dtype = torch.float16 if use_fp16 else torch.float32
         x = modulated_conv2d(x=x.to(dtype), w=self.weight, s=styles, padding=self.conv_kernel - 1,
                              demodulate=(not self.is_torgb), input_gain=input_gain)
