@@ -99,3 +99,117 @@ def test_one_line_errors(tmp_path):
         r = run(*args)
         lines = [s for s in r.output.splitlines() if s.strip()]
         assert r.exit_code == 1 and len(lines) == 1 and needle in lines[0], r.output
+
+
+def assert_one_line_error(r, *needles):
+    lines = [s for s in r.output.splitlines() if s.strip()]
+    assert r.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: "), r.output
+    for needle in needles:
+        assert needle in lines[0], (needle, r.output)
+
+
+def write_spectrum(path, **arrays) -> str:
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def test_plots_refuse_files_that_are_not_spectra(tmp_path):
+    good = np.ones([SIZE * 2, SIZE * 2])
+    npy = tmp_path / "some.npy"
+    np.save(npy, good)
+    text = tmp_path / "notes.txt"
+    text.write_text("not a spectrum\n")
+    bad = {"some.npy": str(npy), "notes.txt": str(text), "missing.npz": str(tmp_path / "missing.npz"),
+           "keys.npz": write_spectrum(tmp_path / "keys.npz", a=good),
+           "flat.npz": write_spectrum(tmp_path / "flat.npz", spectrum=np.ones(SIZE), image_size=SIZE),
+           "size.npz": write_spectrum(tmp_path / "size.npz", spectrum=good, image_size=0),
+           "nan.npz": write_spectrum(tmp_path / "nan.npz", spectrum=good * np.nan, image_size=SIZE),
+           "folder": str(tmp_path)}
+    for name, path in bad.items():
+        for cmd in ("heatmap", "slices"):
+            r = run(cmd, path, f"--save={tmp_path / 'out.png'}")
+            assert_one_line_error(r, path, "avg_spectra.py calc")
+            assert not (tmp_path / "out.png").exists(), name
+    ok = write_spectrum(tmp_path / "ok.npz", spectrum=good, image_size=SIZE)
+    r = run("slices", ok, bad["some.npy"], f"--save={tmp_path / 'out.png'}")  # any bad file fails, before plotting
+    assert_one_line_error(r, bad["some.npy"])
+    assert avg_spectra.load_spectrum(ok)[1] == SIZE
+
+
+def test_calc_refuses_a_beta_whose_window_is_not_finite(tmp_path):
+    data = H.write_dataset(str(tmp_path / "tiny.zip"), H.random_images(2, resolution=SIZE, seed=1))
+    dest = tmp_path / "s.npz"
+    for beta in ("1e6", "1000", "-1"):
+        r = run("calc", f"--source={data}", f"--dest={dest}", f"--beta={beta}")
+        assert_one_line_error(r, "--beta", "0 (a box) to 100")
+        assert not dest.exists()
+    r = run("calc", f"--source={data}", f"--dest={dest}", "--beta=100", "--interp=1")  # the top of the range works
+    assert r.exit_code == 0 and np.isfinite(np.load(dest)["spectrum"]).all(), r.output
+
+
+def test_a_spectrum_with_non_finite_values_is_never_saved(tmp_path):
+    images = torch.zeros([2, 3, SIZE, SIZE])
+    images[0, 0, 3, 4] = float("nan")
+    with pytest.raises(avg_spectra.dnnlib.UserError, match="non-finite"):
+        avg_spectra.average_spectrum(iter([images]), interp=1)
+    dest = tmp_path / "s.npz"
+    with pytest.raises(avg_spectra.dnnlib.UserError, match="non-finite"):
+        avg_spectra.save_spectrum(str(dest), np.full([SIZE, SIZE], np.inf), SIZE)
+    assert not dest.exists()
+    data = H.write_dataset(str(tmp_path / "tiny.zip"), H.random_images(2, resolution=SIZE, seed=1))
+    r = run("calc", f"--source={data}", f"--dest={dest}", "--std=1e-300", "--interp=1")  # power overflows to inf
+    assert_one_line_error(r, "non-finite")
+    assert not dest.exists()
+
+
+def test_smooth_and_interp_are_bounded(tmp_path):
+    npz = write_spectrum(tmp_path / "s.npz", spectrum=np.ones([SIZE * 2, SIZE * 2]), image_size=SIZE)
+    for smooth in ("-1", "1e9", str(SIZE + 1)):
+        for cmd in ("heatmap", "slices"):
+            r = run(cmd, npz, f"--save={tmp_path / 'out.png'}", f"--smooth={smooth}")
+            assert_one_line_error(r, "--smooth", f"to the spectrum's width, {SIZE}")
+            assert not (tmp_path / "out.png").exists()
+    r = run("heatmap", npz, f"--save={tmp_path / 'out.png'}", f"--smooth={SIZE}")
+    assert r.exit_code == 0, r.output
+
+    data = H.write_dataset(str(tmp_path / "tiny.zip"), H.random_images(2, resolution=SIZE, seed=1))
+    r = run("calc", f"--source={data}", f"--dest={tmp_path / 'i.npz'}", "--interp=1000")
+    assert_one_line_error(r, "--interp=1000", "32000x32000", "45.8 GiB", "or less")
+    assert not (tmp_path / "i.npz").exists()
+
+
+def test_fft_chunks_do_not_change_the_spectrum(monkeypatch):
+    gen = torch.Generator().manual_seed(1)
+    images = [torch.randn([3, 3, SIZE, SIZE], generator=gen) for _ in range(2)]
+    whole, _, _ = avg_spectra.average_spectrum(iter(images), interp=2)
+    monkeypatch.setattr(avg_spectra, "_FFT_CHUNK_BYTES", 1)  # one image channel at a time
+    chunked, _, n = avg_spectra.average_spectrum(iter(images), interp=2)
+    assert n == 6 and np.allclose(whole, chunked, rtol=1e-12)
+
+
+def test_stats_and_calc_show_progress(tmp_path, monkeypatch):
+    import tqdm
+    bars = []
+
+    class Recorder(tqdm.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "disable": True})
+            self.total_asked, self.done = kwargs.get("total"), 0
+            bars.append(self)
+
+        def update(self, n=1):
+            self.done += n
+            return super().update(n)
+
+    monkeypatch.setattr(tqdm, "tqdm", Recorder)
+    snapshot = tmp_path / "network-snapshot-000000.pkl"
+    G = H.ToyGenerator(img_resolution=SIZE)
+    with open(snapshot, "wb") as f:
+        pickle.dump(dict(G=G, D=None, G_ema=G, augment_pipe=None, training_set_kwargs=None), f)
+    data = H.write_dataset(str(tmp_path / "tiny"), H.random_images(5, resolution=SIZE, seed=1))
+    for args, total in [(["stats", f"--source={snapshot}", "--num=7"], 7), (["stats", f"--source={data}"], 5),
+                        (["calc", f"--source={snapshot}", "--num=7", "--batch=3", f"--dest={tmp_path / 'f.npz'}"], 7)]:
+        bars.clear()
+        r = run(*args)
+        assert r.exit_code == 0, r.output
+        assert [(b.total_asked, b.done) for b in bars] == [(total, total)], args
