@@ -28,11 +28,15 @@ from tqdm import tqdm
 
 import dnnlib
 from training.dataset import image_extensions, parse_labels
+from training.launcher import MIN_RESOLUTION
 from utils.video_io import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
 PNG_COMPRESS_LEVEL = 1  # about 4x smaller than level 0 for a third more decode time; higher levels gain little
+# Archive kinds a --dest might name that this tool does not write (it writes a .zip or a folder).
+OTHER_ARCHIVE_EXTENSIONS = (".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst", ".tar", ".tgz", ".tbz", ".tbz2", ".txz",
+                            ".tzst", ".gz", ".bz2", ".xz", ".zst", ".lz", ".lzma", ".7z", ".rar")
 
 #----------------------------------------------------------------------------
 # Sources: (number of images, iterator of (name, PIL image), labels by name or None).
@@ -171,6 +175,31 @@ def _to_array(img: PIL.Image.Image) -> np.ndarray:
 #----------------------------------------------------------------------------
 # Destinations: a zip or a folder, written under a temporary name and renamed when complete.
 
+def check_dest(source: str, dest: str) -> None:
+    """UserError for a destination that is another kind of archive than .zip, or that lies inside the
+    source folder (a later run would read its own output as images)."""
+    path = dest.rstrip("/\\") or dest
+    ext = next((e for e in OTHER_ARCHIVE_EXTENSIONS if os.path.basename(path).lower().endswith(e)), None)
+    if ext is not None:
+        raise dnnlib.UserError(f"--dest {dest}: this tool does not write {ext} archives; the destination is a .zip "
+                               f"or a folder (e.g. --dest={path[:len(path) - len(ext)]}.zip)")
+    if os.path.isdir(source):
+        src, out = os.path.realpath(source), os.path.realpath(dest)
+        if os.path.commonpath([src, out]) == src:
+            where = "is the source folder" if out == src else f"is inside the source folder {source}"
+            raise dnnlib.UserError(f"--dest {dest} {where}: a later run would read the dataset as source images; "
+                                   f"write it elsewhere")
+
+
+def check_output_size(width: int, height: int) -> None:
+    """UserError unless images of `width` x `height` can be trained on: square, with a power-of-two side of
+    at least MIN_RESOLUTION."""
+    if width != height or width < MIN_RESOLUTION or (width & (width - 1)) != 0:
+        raise dnnlib.UserError(
+            f"Output images would be {width}x{height}; the dataset needs square images with a power-of-two side of "
+            f"at least {MIN_RESOLUTION}: add e.g. --resolution=256x256 --transform=center-crop")
+
+
 @contextlib.contextmanager
 def open_dest(dest: str) -> Iterator[Callable[[str, bytes], None]]:
     """Yield `write(relative_name, data)`; the archive appears at `dest` only if the block succeeds.
@@ -222,13 +251,18 @@ def convert_dataset(source: str, dest: str, max_images: int | None = None, trans
         progress:   Show a progress bar (None: when on a terminal).
 
     Raises `UserError` for an unreadable or empty source, images of mixed size or channel count (without
-    a resolution to bring them to one size), output that is not square with a power-of-two side, images
-    without a label in a labelled source, and an unusable destination.
+    a resolution to bring them to one size), output that is not square with a power-of-two side of at
+    least MIN_RESOLUTION, images without a label in a labelled source, and an unusable destination (another
+    archive kind than .zip, a place inside the source folder; checked before anything is read).
     """
     if max_images is not None and max_images < 1:
         raise dnnlib.UserError("--max-images must be at least 1")
     if resolution is not None and (resolution[0] < 1 or resolution[1] < 1):
         raise dnnlib.UserError(f"--resolution {resolution[0]}x{resolution[1]} must be positive")
+    if resolution is not None:  # the output size is known before any image is read
+        side = max(resolution) if transform == "center-crop-wide" else None
+        check_output_size(*((side, side) if side else resolution))
+    check_dest(source, dest)
     transform_fn = make_transform(transform, resolution)
     count, images, labels = open_source(source, max_images)
     if count == 0:
@@ -243,10 +277,7 @@ def convert_dataset(source: str, dest: str, max_images: int | None = None, trans
             if first is None:
                 first = (name, array.shape)
                 h, w, c = array.shape
-                if w != h or w < 4 or (w & (w - 1)) != 0:
-                    raise dnnlib.UserError(
-                        f"Output images would be {w}x{h}; the dataset needs square images with a power-of-two side: "
-                        f"add e.g. --resolution=256x256 --transform=center-crop")
+                check_output_size(w, h)
                 log.info("Writing %d images of %dx%d with %d channel(s) to %s", count, w, h, c, dest)
             elif array.shape != first[1]:
                 (h0, w0, c0), (h, w, c) = first[1], array.shape

@@ -24,6 +24,7 @@ Multi-machine runs need the dataset on every machine (and, to continue a run, it
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 
@@ -45,6 +46,8 @@ from training.launcher import (
     run_is_complete,
 )
 
+MAX_GRID = 32  # columns or rows of --grid: the published train.py's grids have at most 32 of each
+
 #----------------------------------------------------------------------------
 
 class CommaSeparatedList(click.ParamType):
@@ -63,13 +66,15 @@ class Kimg(click.ParamType):
             v = float(value)
         except (TypeError, ValueError):
             self.fail(f'{value!r} is not a number', param, ctx)
+        if not math.isfinite(v):
+            self.fail(f'{value!r} is not a finite number', param, ctx)
         if not v > 0:
             self.fail(f'{value!r} must be positive', param, ctx)
         return int(v) if v.is_integer() else v
 
 
 class GridSize(click.ParamType):
-    """COLSxROWS, e.g. 8x4."""
+    """COLSxROWS, e.g. 8x4, each at most MAX_GRID (the largest grid the published train.py makes)."""
     name = 'grid'
 
     def convert(self, value, param, ctx):
@@ -78,7 +83,11 @@ class GridSize(click.ParamType):
         m = re.fullmatch(r'\s*(\d+)\s*[xX]\s*(\d+)\s*', str(value))
         if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
             self.fail(f'{value!r} is not COLSxROWS, e.g. 8x4', param, ctx)
-        return [int(m.group(1)), int(m.group(2))]
+        cols, rows = int(m.group(1)), int(m.group(2))
+        if cols > MAX_GRID or rows > MAX_GRID:
+            self.fail(f'{value!r} is too large: at most {MAX_GRID}x{MAX_GRID} images (each snapshot renders them all '
+                      f'into one PNG)', param, ctx)
+        return [cols, rows]
 
 
 @click.command()
@@ -132,8 +141,8 @@ class GridSize(click.ParamType):
               show_default=True)
 @click.option('--workers', help='DataLoader worker processes', metavar='INT', type=click.IntRange(min=0), default=3,
               show_default=True)
-@click.option('--grid', help='Image grid of the snapshots  [default: about 7680x4320 pixels; 1920x1080 on a CPU]', metavar='COLSxROWS',
-              type=GridSize())
+@click.option('--grid', help=f'Image grid of the snapshots, at most {MAX_GRID}x{MAX_GRID}  '
+              '[default: about 7680x4320 pixels; 1920x1080 on a CPU]', metavar='COLSxROWS', type=GridSize())
 @click.option('--inception', help='Inception detector for the metrics (published pickle or torch.jit.save file)  '
               '[default: $SIGNSTYLEGAN_INCEPTION, else the published URL]', metavar='PATH|URL', type=str)
 @click.option('--vgg16', help='VGG16 detector for the metrics  [default: $SIGNSTYLEGAN_VGG16, else the published URL]',

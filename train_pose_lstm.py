@@ -33,8 +33,8 @@ import dnnlib
 @click.option("--lr", type=dnnlib.util.finite_float(), default=1e-3, show_default=True, help="Adam learning rate")
 @click.option("--out", "out_mode", type=click.Choice(["w", "ws"]), default="w", show_default=True,
               help="Predict one W for all layers (w) or one per layer (ws)")
-@click.option("--val-fraction", type=dnnlib.util.finite_float(), default=0.1, show_default=True,
-              help="Pairs held out for validation")
+@click.option("--val-fraction", type=dnnlib.util.finite_float(min=0, max=1, max_open=True), default=0.1,
+              show_default=True, help="Pairs held out for validation (0: none)")
 @click.option("--val-every", type=click.IntRange(min=1), default=500, show_default=True,
               help="Steps between validations (and checkpoints)")
 @click.option("--val", metavar="DIR", default=None, help="Real poses: render them and measure pose consistency")

@@ -177,12 +177,21 @@ def test_center_crop_wide_letterboxes(tmp_path):
     (None, None, "12x12"),                   # source side is not a power of two
     ((32, 16), None, "32x16"),               # non-square output
     ((48, 48), "center-crop", "48x48"),
+    ((4, 4), "center-crop", "power-of-two side of at least 8"),  # the networks train on 8x8 or more
+    ((4, 2), "center-crop-wide", "4x4"),
 ])
 def test_refuses_bad_output_size(tmp_path, resolution, transform, match):
     _save(tmp_path / "src" / "a.png", np.zeros((12, 12, 3), np.uint8))
     with pytest.raises(dnnlib.UserError, match=match):
         dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "ds.zip"), transform=transform,
                                      resolution=resolution, progress=False)
+    assert not (tmp_path / "ds.zip").exists()
+
+
+def test_refuses_small_images_from_the_source(tmp_path):
+    _save(tmp_path / "src" / "a.png", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(dnnlib.UserError, match="Output images would be 4x4; .* at least 8"):
+        dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "ds.zip"), progress=False)
     assert not (tmp_path / "ds.zip").exists()
 
 
@@ -212,6 +221,31 @@ def test_failure_leaves_no_folder_archive(tmp_path):
     with pytest.raises(dnnlib.UserError, match="channel.*some are grayscale, some colour"):
         dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "ds"), progress=False)
     assert not (tmp_path / "ds").exists() and _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("dest", ["src/out.zip", "src/sub0/out", "src", "src/../src/again.zip"])
+def test_refuses_dest_inside_the_source_folder(tmp_path, dest):
+    # A second run would read the first one's output as source images.
+    _make_images(tmp_path / "src", n=2)
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "src").rglob("*"))
+    res = CliRunner().invoke(dataset_tool.main, [f"--source={tmp_path / 'src'}", f"--dest={tmp_path / dest}"])
+    assert res.exit_code == 1, res.output
+    assert res.output.count("\n") == 1 and res.output.startswith("Error: ") and "source folder" in res.output, \
+        res.output
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "src").rglob("*")) == before
+    # Next to the source is fine, and so is a source zip next to its dataset.
+    assert dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "srcds.zip"), progress=False) == 2
+    assert dataset_tool.convert_dataset(str(tmp_path / "srcds.zip"), str(tmp_path / "again.zip"), progress=False) == 2
+
+
+@pytest.mark.parametrize("name", ["out.tar", "out.tar.gz", "out.tgz", "out.7z", "OUT.RAR", "out.tar/"])
+def test_refuses_other_archive_kinds(tmp_path, name):
+    _make_images(tmp_path / "src", n=1)
+    dest = str(tmp_path / name)
+    res = CliRunner().invoke(dataset_tool.main, [f"--source={tmp_path / 'src'}", f"--dest={dest}"])
+    assert res.exit_code == 1, res.output
+    assert res.output.count("\n") == 1 and "the destination is a .zip or a folder" in res.output, res.output
+    assert sorted(os.listdir(tmp_path)) == ["src"]
 
 
 def test_zip_dest_is_replaced_atomically(tmp_path):

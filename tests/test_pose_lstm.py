@@ -332,6 +332,24 @@ def test_cli_bad_input_is_one_line(setup, tmp_path):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "Pairs folder not found" in lines[0], result.output
 
+
+def test_cli_one_pair_names_the_val_fraction_option(setup, tmp_path):
+    (tmp_path / "pairs").mkdir()
+    for ext in (".pose", ".npy"):
+        shutil.copy(os.path.join(setup["pairs"], "p000" + ext), tmp_path / "pairs")
+    args = [f"--pairs={tmp_path / 'pairs'}", f"--network={setup['network']}", "--device=cpu", "--steps=1",
+            "--batch=2", "--hidden=8", "--window=8", "--preview-frames=0"]
+    result = CliRunner().invoke(train_pose_lstm.main, [*args, f"--outdir={tmp_path / 'out'}"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Only 1 pair" in lines[0] and "--val-fraction=0" in lines[0], result.output
+    assert not (tmp_path / "out").exists()  # a refused run leaves no folder
+    result = CliRunner().invoke(train_pose_lstm.main, [*args, f"--outdir={tmp_path / 'out0'}", "--val-fraction=0"])
+    assert result.exit_code == 0, result.output
+    # A fraction outside [0, 1) is refused by the option itself.
+    result = CliRunner().invoke(train_pose_lstm.main, [*args, f"--outdir={tmp_path / 'out1'}", "--val-fraction=1"])
+    assert result.exit_code == 2 and "Invalid value for '--val-fraction'" in result.output, result.output
+
 #----------------------------------------------------------------------------
 # Inference helpers.
 

@@ -463,6 +463,68 @@ def test_dry_run_prints_the_options_and_writes_nothing(tmp_path, tiny_zip):
     assert 'Dry run' in result.output and '"blur_init_sigma": 10' in result.output
     assert not (tmp_path / 'runs').exists()
 
+
+def _tiny4_zip(root: pathlib.Path) -> pathlib.Path:
+    """A dataset of 4x4 images (written directly: dataset_tool.py refuses to make one)."""
+    import io
+    import zipfile
+    path = root / 'tiny4.zip'
+    with zipfile.ZipFile(path, 'w') as z:
+        for i in range(4):
+            buf = io.BytesIO()
+            PIL.Image.new('RGB', (4, 4), (60 * i, 0, 0)).save(buf, format='png')
+            z.writestr(f'00000/img{i:08d}.png', buf.getvalue())
+        z.writestr('dataset.json', json.dumps({'labels': None}))
+    return path
+
+
+@pytest.mark.parametrize('case, fragment', [
+    ('mbstd group', 'use --mbstd-group=1, 2 or 4, or a batch per GPU that is a multiple of 3'),
+    ('mbstd group per gpu', '--mbstd-group=4 does not fit --batch-gpu=6'),
+    ('4x4 dataset', 'at least 8x8'),
+    ('desc with a slash', 'cannot be in a folder name (/)'),
+    ('desc with a backslash', 'cannot be in a folder name (\\)'),
+])
+def test_refused_by_a_dry_run_before_any_folder(tmp_path, signer64_zip, case, fragment):
+    # Each of these used to pass --dry-run (and the real run crashed in training, or made nested folders).
+    outdir = tmp_path / 'runs'
+    base = [f'--outdir={outdir}', '--cfg=stylegan3-t', '--gpus=1', '--gamma=1', '--metrics=none', '--cbase=512', '-n']
+    data = f'--data={signer64_zip}'
+    args = {
+        'mbstd group': [data, '--batch=4', '--mbstd-group=3'],
+        'mbstd group per gpu': [data, '--batch=12', '--batch-gpu=6'],
+        '4x4 dataset': [f'--data={_tiny4_zip(tmp_path)}', '--batch=4'],
+        'desc with a slash': [data, '--batch=4', '--desc=a/b'],
+        'desc with a backslash': [data, '--batch=4', '--desc=a\\b'],
+    }[case]
+    assert_one_line_error(invoke(*base, *args), fragment)
+    assert not outdir.exists()
+
+
+def test_mbstd_group_dividing_the_batch_per_gpu_is_fine(tmp_path, signer64_zip):
+    for args in (['--batch=4', '--mbstd-group=2'], ['--batch=12', '--batch-gpu=6', '--mbstd-group=3']):
+        result = invoke(f'--outdir={tmp_path / "runs"}', '--cfg=stylegan3-t', f'--data={signer64_zip}', '--gpus=1',
+                        '--gamma=1', '--metrics=none', '--desc=ok_1-b', '-n', *args)
+        assert result.exit_code == 0, result.output
+        assert '00000-stylegan3-t-signer64-gpus1' in result.output and '-ok_1-b\n' in result.output
+
+
+@pytest.mark.parametrize('option, fragment', [
+    ('--tick=inf', 'not a finite number'),
+    ('--kimg=inf', 'not a finite number'),
+    ('--kimg=1e999', 'not a finite number'),  # overflows to inf
+    ('--grid=1000x1000', 'at most 32x32'),
+    ('--grid=33x1', 'at most 32x32'),
+])
+def test_unbounded_options_refused_by_a_dry_run(tmp_path, tiny_zip, option, fragment):
+    result = invoke(f'--outdir={tmp_path / "runs"}', '--cfg=stylegan3-t', f'--data={tiny_zip}', '--gpus=1',
+                    '--batch=8', '--gamma=1', '--metrics=none', '-n', option)
+    assert result.exit_code == 2 and f"Invalid value for '{option.split('=')[0]}'" in result.output, result.output
+    assert fragment in result.output and 'Traceback' not in result.output, result.output
+    assert not (tmp_path / 'runs').exists()
+    assert invoke(f'--outdir={tmp_path / "runs"}', '--cfg=stylegan3-t', f'--data={tiny_zip}', '--gpus=1', '--batch=8',
+                  '--gamma=1', '--metrics=none', '-n', '--grid=32x32').exit_code == 0
+
 #----------------------------------------------------------------------------
 # Config derivation (published train.py).
 

@@ -220,6 +220,21 @@ def test_bad_inputs(data_dir, tmp_path):
     assert stats["images"] == 3
 
 
+@pytest.mark.parametrize("resolution", [4, 2, 1])
+def test_resolution_below_what_training_takes_is_refused(data_dir, tmp_path, resolution):
+    # Powers of two below 8 were written, and train.py then failed on them (its discriminator ends in a 4x4 block).
+    from click.testing import CliRunner
+
+    from utils.video_to_images import main
+    res = CliRunner().invoke(main, [f"--input_video={data_dir / 'signer-pix2pix-256.mp4'}",
+                                    f"--input_pose={data_dir / 'testing-reduced.pose'}",
+                                    f"--output_path={tmp_path / 'b.zip'}", f"--resolution={resolution}",
+                                    "--max_frames=3"])
+    assert res.exit_code == 1, res.output
+    assert res.output.count("\n") == 1 and res.output.startswith("Error: ") and "at least 8" in res.output, res.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_runs_as_script(repo_dir, data_dir, tmp_path):
     out = tmp_path / "f.zip"
     cmd = [sys.executable, "utils/video_to_images.py", f"--input_video={data_dir / 'signer-pix2pix-256.mp4'}",

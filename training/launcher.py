@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 CONFIGS = ('stylegan3-t', 'stylegan3-r', 'stylegan2')
 # Options a continued run may take anew (everything else comes from its training_options.json).
 CONTINUE_OPTIONS = ('resume', 'kimg', 'workers', 'dry_run', 'inception', 'vgg16')
+# The smallest image side the networks train on: the discriminator (training.networks_stylegan2.Discriminator, for
+# every --cfg) ends in a 4x4 block fed by the blocks above it, so it needs at least one block of 8x8 (the
+# generators would go down to 4x4). dataset_tool.py and utils/video_to_images.py refuse smaller outputs.
+MIN_RESOLUTION = 8
+# Characters that cannot be in a folder name (on some system): --desc becomes part of the run folder's name.
+BAD_DESC_CHARS = '/\\:*?"<>|'
 
 #----------------------------------------------------------------------------
 # The dataset and the options of a new run.
@@ -84,6 +90,30 @@ def fetch_detectors(c: dnnlib.EasyDict, inception: str | None, vgg16: str | None
                                    f'or train with --metrics=none and measure later with calc_metrics.py)') from None
 
 
+def check_mbstd_group(group: int, batch_gpu: int, batch_gpu_given: bool) -> None:
+    """UserError unless `group` divides `batch_gpu`: the discriminator's minibatch-stddev layer splits each
+    GPU's batch into groups of min(group, batch_gpu) images (the published train.py also refuses a group
+    larger than the batch)."""
+    if batch_gpu % group == 0:
+        return
+    per_gpu = f'--batch-gpu={batch_gpu}' if batch_gpu_given else \
+        f'{batch_gpu} image{"s" if batch_gpu > 1 else ""} per GPU (--batch / --gpus)'
+    divisors = [str(d) for d in range(1, batch_gpu + 1) if batch_gpu % d == 0]
+    choices = divisors[0] if len(divisors) == 1 else f'{", ".join(divisors[:-1])} or {divisors[-1]}'
+    raise dnnlib.UserError(f'--mbstd-group={group} does not fit {per_gpu}: the discriminator\'s minibatch-stddev '
+                           f'layer splits each GPU\'s images into groups of that size, which must divide {batch_gpu}; '
+                           f'use --mbstd-group={choices}, or a batch per GPU that is a multiple of {group}')
+
+
+def check_desc(desc: str) -> None:
+    """UserError when --desc cannot be part of a folder name."""
+    bad = sorted({ch for ch in desc if ch in BAD_DESC_CHARS or ord(ch) < 32})
+    if bad:
+        shown = ' '.join(repr(ch)[1:-1] if ord(ch) < 32 else ch for ch in bad)
+        raise dnnlib.UserError(f'--desc={desc!r} has characters that cannot be in a folder name ({shown}); it is '
+                               f'appended to the run folder\'s name: use e.g. letters, digits, - and _')
+
+
 def build_config(opts: dnnlib.EasyDict) -> tuple[dnnlib.EasyDict, str, Any]:
     """training_options (see `training.training_loop.TrainingOptions`) from the command-line options,
     derived as the published train.py derives them. Returns (c, description, dataset)."""
@@ -92,6 +122,8 @@ def build_config(opts: dnnlib.EasyDict) -> tuple[dnnlib.EasyDict, str, Any]:
         raise dnnlib.UserError(f'Missing option{"s" if len(missing) > 1 else ""} '
                                f'{", ".join("--" + m for m in missing)} (required for a new run; '
                                f'--resume=<run folder> alone continues a run)')
+    if opts.desc is not None:
+        check_desc(opts.desc)
     c = dnnlib.EasyDict()
     c.G_kwargs = dnnlib.EasyDict(class_name=None, z_dim=512, w_dim=512, mapping_kwargs=dnnlib.EasyDict())
     c.D_kwargs = dnnlib.EasyDict(class_name='training.networks_stylegan2.Discriminator',
@@ -104,6 +136,11 @@ def build_config(opts: dnnlib.EasyDict) -> tuple[dnnlib.EasyDict, str, Any]:
 
     # Dataset.
     c.training_set_kwargs, dataset_name, dataset = open_dataset(opts.data)
+    res = dataset.resolution
+    if res < MIN_RESOLUTION:
+        raise dnnlib.UserError(f'Dataset {opts.data} has images of {res}x{res}; the networks train on at least '
+                               f'{MIN_RESOLUTION}x{MIN_RESOLUTION} (the discriminator ends in a 4x4 block): remake '
+                               f'it with dataset_tool.py --resolution=NxN, e.g. 256x256')
     if opts.cond and not c.training_set_kwargs.use_labels:
         raise dnnlib.UserError(f'--cond=True needs labels, but {opts.data} has none (a dataset.json with "labels")')
     c.training_set_kwargs.use_labels = opts.cond
@@ -136,9 +173,7 @@ def build_config(opts: dnnlib.EasyDict) -> tuple[dnnlib.EasyDict, str, Any]:
     if c.batch_size % (c.num_gpus * c.batch_gpu) != 0:
         raise dnnlib.UserError(f'--batch={c.batch_size} is not a multiple of --gpus times --batch-gpu '
                                f'({c.num_gpus} x {c.batch_gpu})')
-    if c.batch_gpu < c.D_kwargs.epilogue_kwargs.mbstd_group_size:
-        raise dnnlib.UserError(f'--batch-gpu={c.batch_gpu} is smaller than --mbstd-group='
-                               f'{c.D_kwargs.epilogue_kwargs.mbstd_group_size}; lower --mbstd-group or raise the batch')
+    check_mbstd_group(c.D_kwargs.epilogue_kwargs.mbstd_group_size, c.batch_gpu, opts.batch_gpu is not None)
     check_metrics(c.metrics)
 
     # Configuration.

@@ -234,7 +234,7 @@ def split_pairs(pairs: Sequence[Pair], val_fraction: float, seed: int) -> tuple[
     num_val = 0 if val_fraction == 0 else min(n - 1, max(1, int(round(n * val_fraction))))
     if val_fraction > 0 and num_val == 0:
         raise dnnlib.UserError(f"Only {n} pair: need at least 2 to hold one out for validation "
-                               f"(or set the validation fraction to 0)")
+                               f"(or pass --val-fraction=0)")
     order = np.random.default_rng([seed, 1]).permutation(n)
     val_idx = set(order[:num_val].tolist())
     train = [p for i, p in enumerate(pairs) if i not in val_idx]
@@ -827,7 +827,6 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
     if resumed is None and os.path.exists(ckpt_path):
         raise dnnlib.UserError(f"{ckpt_path} exists; pass --resume to continue that run or choose another --outdir")
     device = misc.get_device(opts.device)
-    dnnlib.util.make_dirs(opts.outdir, "output folder")
 
     log.info("Loading generator %s", opts.network)
     G = load_generator(opts.network, device)
@@ -846,6 +845,7 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
     if real:  # the first validation estimates poses: fail now rather than after val_every steps
         from utils.pose_estimation import require_estimator
         require_estimator()
+    dnnlib.util.make_dirs(opts.outdir, "output folder")  # after the checks: a refused run leaves no folder
     if real or opts.preview_frames:  # G only renders from here on: the fastest correct inference path
         from training.inference import prepare_generator
         G, render_desc = prepare_generator(G, device, "auto")

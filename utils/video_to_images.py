@@ -240,8 +240,10 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
     """Write the crops of a video, or of every clip of a folder of videos and one of their poses,
     into one archive (see the module docstring). Returns counts: `frames` (frames looked at),
     `images`, `skipped_no_person`, `hand_images`, `hands_not_found`, `clips`."""
-    if resolution < 4 or resolution & (resolution - 1):
-        raise dnnlib.UserError(f"--resolution {resolution}: training needs a power of two (e.g. 256)")
+    from training.launcher import MIN_RESOLUTION  # (imports torch: not at the top, for a quick --help)
+    if resolution < MIN_RESOLUTION or resolution & (resolution - 1):
+        raise dnnlib.UserError(f"--resolution {resolution}: training needs a power of two of at least "
+                               f"{MIN_RESOLUTION} (e.g. 256)")
     if not 0 < crop_scale < math.inf or not 0 < hand_scale < math.inf:
         raise dnnlib.UserError("--crop_scale and --hand_scale must be positive numbers")
     if max_frames is not None and max_frames < 1:
