@@ -183,6 +183,9 @@ def check_dest(source: str, dest: str) -> None:
     if ext is not None:
         raise dnnlib.UserError(f"--dest {dest}: this tool does not write {ext} archives; the destination is a .zip "
                                f"or a folder (e.g. --dest={path[:len(path) - len(ext)]}.zip)")
+    if os.path.isfile(source) and os.path.isfile(dest) and os.path.samefile(source, dest):
+        raise dnnlib.UserError(f"--dest {dest} is the source: write the dataset to another file, so that the source "
+                               f"is kept")
     if os.path.isdir(source):
         src, out = os.path.realpath(source), os.path.realpath(dest)
         if os.path.commonpath([src, out]) == src:

@@ -236,6 +236,11 @@ def test_refuses_dest_inside_the_source_folder(tmp_path, dest):
     # Next to the source is fine, and so is a source zip next to its dataset.
     assert dataset_tool.convert_dataset(str(tmp_path / "src"), str(tmp_path / "srcds.zip"), progress=False) == 2
     assert dataset_tool.convert_dataset(str(tmp_path / "srcds.zip"), str(tmp_path / "again.zip"), progress=False) == 2
+    # A zip converted onto itself would lose the source.
+    before = (tmp_path / "again.zip").read_bytes()
+    with pytest.raises(dnnlib.UserError, match="is the source"):
+        dataset_tool.convert_dataset(str(tmp_path / "again.zip"), str(tmp_path / "again.zip"), progress=False)
+    assert (tmp_path / "again.zip").read_bytes() == before
 
 
 @pytest.mark.parametrize("name", ["out.tar", "out.tar.gz", "out.tgz", "out.7z", "OUT.RAR", "out.tar/"])
