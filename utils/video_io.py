@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import numbers
 import os
 import subprocess
 import tempfile
@@ -138,7 +139,7 @@ MAX_SIDE = 16384             # libx264's largest frame width or height
 def check_fps(fps: float, what: str = "--fps") -> None:
     """Raise `dnnlib.UserError` unless `fps` is a frame rate a video can be written at (`FPS_RANGE`)."""
     lo, hi = FPS_RANGE
-    if not (isinstance(fps, (int, float, Fraction)) and lo <= fps <= hi):
+    if not (isinstance(fps, numbers.Real) and not isinstance(fps, bool) and lo <= fps <= hi):
         raise dnnlib.UserError(f"{what} must be a frame rate from {lo:g} to {hi:g} frames per second, got {fps!r}")
 
 
