@@ -32,6 +32,7 @@ trusted sources only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -228,6 +229,10 @@ class PoseVideoRenderer:
                 else:
                     for _ in frames():
                         pass
+            if json_path is not None:  # an earlier video's report must not outlive it (a kill after the rename)
+                for old in (json_path, chart_path(json_path)):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(old)
             writer.close()
         except BaseException:
             writer.abort()
@@ -325,51 +330,53 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
     dnnlib.util.check_settings(settings_path, settings, made, remedy, outputs)  # before the networks load
     if consistency:
         pose_estimation.require_estimator()  # MediaPipe measures the renders: fail before rendering
-    dnnlib.util.make_dirs(outdir, "output folder")
-    if consistency:
-        dnnlib.util.check_writable(summary_path, "consistency summary")
+    busy = "is being written by another gen_video.py; wait for it to end, or use another --output"
+    with dnnlib.util.writing_folder(outdir, busy):  # one process at a time: two would mix their settings
+        if consistency:
+            dnnlib.util.check_writable(summary_path, "consistency summary")
 
-    renderer = PoseVideoRenderer(network, lstm, device=device, precision=precision, batch=batch)
-    # What the renders depend on, by content (a retrained lstm.pt keeps its name).
-    from training.pose_lstm import weights_hash
-    settings = {"generator": renderer.generator_hash, "lstm": weights_hash(renderer.model), **settings}
-    dnnlib.util.check_settings(settings_path, settings, made, remedy, outputs)
-    dnnlib.util.write_json(settings_path, {**settings, "network": network, "lstm_file": lstm}, "settings")
-    figures: dict[str, dict[str, Any]] = {}
-    rendered, kept, failed = 0, 0, []
-    disable = None if progress is None else not progress
-    for path, name in zip(tqdm(paths, desc="poses", unit="pose", disable=disable), names):
-        video = os.path.join(outdir, name + ".mp4")
-        json_path = os.path.join(outdir, name + ".json") if consistency else None
-        fig = _read_figures(json_path) if json_path is not None and os.path.isfile(video) else None
-        if os.path.isfile(video) and (json_path is None or fig is not None):  # finished by an earlier run
-            kept += 1
-            if fig is not None:
-                figures[name] = fig
-                if "per_frame" in fig and not os.path.isfile(chart_path(json_path)):  # stopped before its chart
-                    plot_consistency(fig, chart_path(json_path))
-            continue
-        try:
-            pose = pose_features.load_pose(path)
-            res = renderer.render(pose, path, video, fps=fps, truncation_psi=truncation_psi, smooth=smooth,
-                                  side_by_side=side_by_side, json_path=json_path, progress=progress, leave=False)
-        except dnnlib.UserError as e:
-            log.warning("Not rendered: %s", e)
-            failed.append((path, str(e)))
-            continue
-        rendered += 1
-        if json_path is not None:
-            figures[name] = res["consistency"]
-    result: dict[str, Any] = {"rendered": rendered, "kept": kept, "failed": failed, "outdir": outdir}
-    if consistency and figures:
-        pooled = combine_consistency(figures.values())
-        per_video = {name: {k: v for k, v in fig.items() if k.endswith(("_mae", "_detection", "_matched"))
-                            or k == "num_frames"} for name, fig in figures.items()}
-        dnnlib.util.write_json(summary_path, {**pooled, "videos": per_video, "poses": pose_dir, "network": network,
-                                              "lstm": lstm, "truncation_psi": truncation_psi, "smooth": smooth},
-                               "consistency summary")
-        result.update(consistency=pooled, summary=summary_path)
-    return result
+        renderer = PoseVideoRenderer(network, lstm, device=device, precision=precision, batch=batch)
+        # What the renders depend on, by content (a retrained lstm.pt keeps its name).
+        from training.pose_lstm import weights_hash
+        settings = {"generator": renderer.generator_hash, "lstm": weights_hash(renderer.model), **settings}
+        outputs = any(os.path.isfile(os.path.join(outdir, name + ".mp4")) for name in names)  # now, locked
+        dnnlib.util.check_settings(settings_path, settings, made, remedy, outputs)
+        dnnlib.util.write_json(settings_path, {**settings, "network": network, "lstm_file": lstm}, "settings")
+        figures: dict[str, dict[str, Any]] = {}
+        rendered, kept, failed = 0, 0, []
+        disable = None if progress is None else not progress
+        for path, name in zip(tqdm(paths, desc="poses", unit="pose", disable=disable), names):
+            video = os.path.join(outdir, name + ".mp4")
+            json_path = os.path.join(outdir, name + ".json") if consistency else None
+            fig = _read_figures(json_path) if json_path is not None and os.path.isfile(video) else None
+            if os.path.isfile(video) and (json_path is None or fig is not None):  # finished by an earlier run
+                kept += 1
+                if fig is not None:
+                    figures[name] = fig
+                    if "per_frame" in fig and not os.path.isfile(chart_path(json_path)):  # stopped before its chart
+                        plot_consistency(fig, chart_path(json_path))
+                continue
+            try:
+                pose = pose_features.load_pose(path)
+                res = renderer.render(pose, path, video, fps=fps, truncation_psi=truncation_psi, smooth=smooth,
+                                      side_by_side=side_by_side, json_path=json_path, progress=progress, leave=False)
+            except dnnlib.UserError as e:
+                log.warning("Not rendered: %s", e)
+                failed.append((path, str(e)))
+                continue
+            rendered += 1
+            if json_path is not None:
+                figures[name] = res["consistency"]
+        result: dict[str, Any] = {"rendered": rendered, "kept": kept, "failed": failed, "outdir": outdir}
+        if consistency and figures:
+            pooled = combine_consistency(figures.values())
+            per_video = {name: {k: v for k, v in fig.items() if k.endswith(("_mae", "_detection", "_matched"))
+                                or k == "num_frames"} for name, fig in figures.items()}
+            dnnlib.util.write_json(summary_path, {**pooled, "videos": per_video, "poses": pose_dir, "network": network,
+                                                  "lstm": lstm, "truncation_psi": truncation_psi, "smooth": smooth},
+                                   "consistency summary")
+            result.update(consistency=pooled, summary=summary_path)
+        return result
 
 
 def _read_figures(json_path: str) -> dict[str, Any] | None:

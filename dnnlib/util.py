@@ -199,6 +199,35 @@ def check_writable(path: str | os.PathLike, what: str = "") -> None:
 _TEMPORARY_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(\.\w+)?")
 
 
+WRITING_LOCK = ".writing.lock"
+
+
+@contextlib.contextmanager
+def writing_folder(folder: str | os.PathLike, busy: str) -> Iterator[None]:
+    """Make `folder` and hold an exclusive lock on it while a job writes its outputs there; a second
+    process on the same folder gets `UserError("<folder> <busy>")` at once (e.g. busy = "is being
+    written by another gen_video.py; wait for it to end, or use another --output"). While the lock is
+    held nothing else writes there, so the temporaries of an earlier, killed job are removed. The lock
+    goes with the process (a killed job leaves none); without `fcntl` (Windows) nothing is locked and
+    no temporary is removed."""
+    make_dirs(folder, "output folder")
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(os.path.join(folder, WRITING_LOCK), "a") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UserError(f"{os.fspath(folder)} {busy}") from None
+        try:
+            remove_stale_temporaries(folder)
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[str]:
     """Remove from `folder` the temporary files of atomic writes that were killed mid-way (a process
     that is still writing there would lose its file: call this only when nothing else writes to the

@@ -19,6 +19,7 @@ from pose_video_helpers import (
     write_pose,
 )
 
+import dnnlib
 import gen_video
 from utils.pose_features import load_pose
 from utils.video_io import read_video, video_info
@@ -156,6 +157,54 @@ def test_side_by_side_and_consistency(models, data_dir, tmp_path):
     assert doc["body_detection"] == 0.0
 
 
+def test_report_of_a_replaced_video_does_not_outlive_it(models, data_dir, tmp_path, monkeypatch):
+    # Killed after a new video replaced the old one but before its report was written: the old report
+    # (another --trunc) must be gone, so a folder re-run renders the pose again instead of keeping it.
+    poses = tmp_path / "poses"
+    poses.mkdir()
+    write_pose(pose_slice(load_pose(data_dir / "testing-original.pose"), range(30, 34)), str(poses / "a.pose"))
+    out = tmp_path / "renders"
+    args = dict(fps=None, device="cpu", consistency=True, progress=False)
+    gen_video.render_pose_folder(str(poses), models["network"], models["lstm"], str(out), **args)
+    os.remove(out / "a.mp4")  # the user removes the videos, as the refusal of other settings advises
+    real_write_json = dnnlib.util.write_json
+
+    def killed(path, obj, what=""):
+        if what == "consistency report":
+            raise KeyboardInterrupt
+        real_write_json(path, obj, what)
+    monkeypatch.setattr(dnnlib.util, "write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        gen_video.render_pose_folder(str(poses), models["network"], models["lstm"], str(out), truncation_psi=0.5,
+                                     **args)
+    assert (out / "a.mp4").is_file() and not (out / "a.json").exists() and not (out / "a-consistency.png").exists()
+    monkeypatch.setattr(dnnlib.util, "write_json", real_write_json)
+    res = gen_video.render_pose_folder(str(poses), models["network"], models["lstm"], str(out), truncation_psi=0.5,
+                                       **args)
+    assert res["rendered"] == 1 and res["kept"] == 0
+    with open(out / "a.json") as f:
+        assert json.load(f)["truncation_psi"] == 0.5
+
+
+def test_two_processes_on_one_output_folder(models, data_dir, tmp_path):
+    # The second is refused at once (they would mix settings and figures); the lock goes with the first.
+    poses = tmp_path / "poses"
+    poses.mkdir()
+    write_pose(pose_slice(load_pose(data_dir / "testing-original.pose"), range(30, 34)), str(poses / "a.pose"))
+    out = tmp_path / "renders"
+    with dnnlib.util.writing_folder(out, "is busy"):
+        (out / ".a.abcd1234.tmp.mp4").write_bytes(b"")  # another writer's temporary: kept while it runs
+        result = run([f"--pose={poses}", f"--network={models['network']}", f"--lstm={models['lstm']}",
+                      f"--output={out}", "--device=cpu"])
+        assert result.exit_code == 1 and "is being written by another gen_video.py" in result.output, result.output
+        assert (out / ".a.abcd1234.tmp.mp4").exists()
+    result = run([f"--pose={poses}", f"--network={models['network']}", f"--lstm={models['lstm']}",
+                  f"--output={out}", "--device=cpu"])
+    assert result.exit_code == 0, result.output
+    # The temporary, now of no running process, is removed once the folder is this run's.
+    assert sorted(os.listdir(out)) == [".writing.lock", "a.mp4", "render-settings.json"]
+
+
 def _bad_pose_files(data_dir, d):
     pose = load_pose(data_dir / "testing-original.pose")
     (d / "corrupt.pose").write_bytes(b"this is not a pose file at all" * 10)
@@ -195,8 +244,9 @@ def test_folder_of_poses(models, data_dir, tmp_path):
     assert "rendered 2 videos, kept 0 from an earlier run, 1 failed" in lines[0]
     assert lines[-1].startswith("Error: 1 pose could not be rendered") and "c.pose" in lines[-1], result.output
     assert "Traceback" not in result.output
-    assert sorted(os.listdir(out)) == ["a-consistency.png", "a.json", "a.mp4", "b-consistency.png", "b.json", "b.mp4",
-                                       "pose-consistency.json", "render-settings.json"]
+    assert sorted(f for f in os.listdir(out) if f != ".writing.lock") == [
+        "a-consistency.png", "a.json", "a.mp4", "b-consistency.png", "b.json", "b.mp4", "pose-consistency.json",
+        "render-settings.json"]
     assert (video_info(out / "a.mp4").num_frames, video_info(out / "b.mp4").num_frames) == (6, 4)
     with open(out / "pose-consistency.json") as f:
         summary = json.load(f)

@@ -38,13 +38,18 @@ def run_script(*args, cwd):
 
 #----------------------------------------------------------------------------
 
+def visible(folder) -> list[str]:
+    """The files of a folder without the hidden ones (its lock file)."""
+    return [f for f in os.listdir(folder) if not f.startswith(".")]
+
+
 def test_pairs_have_equal_lengths(network, repo_dir, tmp_path):
     G, pkl = network
     out = tmp_path / "pairs"
     res = run_script(f"--network={pkl}", f"--outdir={out}", "--num=2", "--frames=4-7", "--keyframe-every=3",
                      "--device=cpu", cwd=repo_dir)
     assert res.returncode == 0, res.stderr
-    names = sorted({os.path.splitext(f)[0] for f in os.listdir(out) if f != "walks.json"})
+    names = sorted({os.path.splitext(f)[0] for f in visible(out) if f != "walks.json"})
     assert names == [make_animations.walk_name(0, 0), make_animations.walk_name(0, 1)]
     for name in names:
         ws = np.load(out / f"{name}.npy")
@@ -56,7 +61,7 @@ def test_pairs_have_equal_lengths(network, repo_dir, tmp_path):
         assert info.fps == pytest.approx(25) and float(pose.body.fps) == pytest.approx(25)
         assert (info.width, info.height) == (16, 16)
         assert (pose.header.dimensions.width, pose.header.dimensions.height) == (16, 16)
-    assert sorted(os.listdir(out)) == sorted([f"{n}{e}" for n in names for e in (".mp4", ".npy", ".pose")]
+    assert sorted(visible(out)) == sorted([f"{n}{e}" for n in names for e in (".mp4", ".npy", ".pose")]
                                              + ["walks.json"])
     settings = json.loads((out / "walks.json").read_text())
     assert settings["frames"] == [4, 7] and settings["keyframe_every"] == 3 and len(settings["generator"]) == 64
@@ -81,7 +86,7 @@ def test_resumable_steps(network, tmp_path):
     out = str(tmp_path)
     names = make_animations.render_walks(pkl, out, 2, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
     assert make_animations.estimate_poses(out, progress=False) == names
-    stamps = {f: os.stat(os.path.join(out, f)).st_mtime_ns for f in os.listdir(out)}
+    stamps = {f: os.stat(os.path.join(out, f)).st_mtime_ns for f in visible(out)}
     # Everything exists: nothing is redone.
     make_animations.render_walks(pkl, out, 2, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
     assert make_animations.estimate_poses(out, progress=False) == []
@@ -90,7 +95,7 @@ def test_resumable_steps(network, tmp_path):
     os.remove(os.path.join(out, names[1] + ".npy"))
     make_animations.render_walks(pkl, out, 3, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
     assert make_animations.estimate_poses(out, progress=False) == [names[0], make_animations.walk_name(0, 2)]
-    after = {f: os.stat(os.path.join(out, f)).st_mtime_ns for f in os.listdir(out)}
+    after = {f: os.stat(os.path.join(out, f)).st_mtime_ns for f in visible(out)}
     assert after[names[0] + ".mp4"] == stamps[names[0] + ".mp4"]
     assert after[names[1] + ".pose"] == stamps[names[1] + ".pose"]
     assert len(after) == 10 and "walks.json" in after  # 3 walks of 3 files, and their settings
@@ -115,7 +120,7 @@ def test_walks_of_other_settings_are_not_mixed_in(network, tmp_path):
     other = save_snapshot(tiny_generator(seed=1, resolution=16), str(tmp_path / "G-other.pkl"))
     with pytest.raises(dnnlib.UserError, match="generator"):
         make_animations.render_walks(other, out, 2, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
-    assert sorted(f for f in os.listdir(out) if f.startswith("walk0")) == ["walk0000-00000.mp4", "walk0000-00000.npy"]
+    assert sorted(f for f in visible(out) if f.startswith("walk0")) == ["walk0000-00000.mp4", "walk0000-00000.npy"]
     # The same generator and settings add walks.
     make_animations.render_walks(pkl, out, 2, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
     assert os.path.isfile(os.path.join(out, "walk0000-00001.npy"))
@@ -135,6 +140,20 @@ def test_record_of_a_run_without_walks_is_disregarded(network, tmp_path):
     assert (record["frames"], record["truncation_psi"], record["fps"]) == ([3, 4], 1.0, 25.0)
     with pytest.raises(dnnlib.UserError, match="frames"):  # with a walk there, the record counts again
         make_animations.render_walks(pkl, out, 2, frames=(5, 6), keyframe_every=2, device="cpu", progress=False)
+
+
+def test_two_processes_on_one_folder_of_walks(network, tmp_path):
+    # A second process on the folder is refused at once: two runs started together would each pass the
+    # settings check and mix walks of different settings.
+    _, pkl = network
+    out = str(tmp_path / "pairs")
+    with dnnlib.util.writing_folder(out, "is busy"):
+        with pytest.raises(dnnlib.UserError, match="is being written by another make_animations.py"):
+            make_animations.render_walks(pkl, out, 1, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
+        with pytest.raises(dnnlib.UserError, match="is being written by another make_animations.py"):
+            make_animations.estimate_poses(out, progress=False)
+    make_animations.render_walks(pkl, out, 1, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
+    assert os.path.isfile(os.path.join(out, "walk0000-00000.npy"))
 
 
 def test_adding_walks_takes_the_folders_settings(network, tmp_path):
@@ -213,10 +232,10 @@ def test_no_mediapipe_refused_before_rendering(network, tmp_path, monkeypatch):
     args = [f"--network={network[1]}", f"--outdir={out}", "--num=1", "--frames=4-4", "--device=cpu"]
     result = CliRunner().invoke(make_animations.main, args)
     assert result.exit_code == 1 and "needs MediaPipe" in result.output, result.output
-    assert not out.exists() or not os.listdir(out)  # nothing rendered
+    assert not out.exists() or not visible(out)  # nothing rendered
     result = CliRunner().invoke(make_animations.main, [*args, "--render-only"])  # rendering alone needs none
     assert result.exit_code == 0, result.output
-    assert sorted(os.path.splitext(f)[1] for f in os.listdir(out)) == [".json", ".mp4", ".npy"]
+    assert sorted(os.path.splitext(f)[1] for f in visible(out)) == [".json", ".mp4", ".npy"]
 
 
 def test_parse_frames():

@@ -158,6 +158,44 @@ def test_resume_may_change_best_by():
     assert (merged.best_by, merged.val, merged.pairs, merged.network) == ("consistency", "v", "p", "G.pkl")
 
 
+def test_resume_keeps_the_runs_total_unless_given():
+    # A run killed on its way to --steps=40 continues to 40 (not the CLI's default of 20000), with its own
+    # --preview-frames; both may be given anew.
+    saved = dataclasses.asdict(pose_lstm.TrainOptions(pairs="p", network="G.pkl", outdir="o", steps=40,
+                                                      preview_frames=2))
+    cli = pose_lstm.TrainOptions(pairs=None, network=None, outdir="o", resume=True, given=frozenset({"outdir",
+                                                                                                    "resume"}))
+    merged = pose_lstm._merge_resume_config(cli, saved)
+    assert (merged.steps, merged.preview_frames) == (40, 2)
+    more = dataclasses.replace(cli, steps=60, preview_frames=0, given=frozenset({"outdir", "resume", "steps",
+                                                                                  "preview_frames"}))
+    merged = pose_lstm._merge_resume_config(more, saved)
+    assert (merged.steps, merged.preview_frames) == (60, 0)
+
+
+def test_run_killed_before_its_first_checkpoint(setup, tmp_path):
+    # It wrote a stats line, lstm-best.pt and a temporary, but no lstm.pt: --resume says to start again,
+    # and a new run does not append to the dead run's statistics or keep its best checkpoint.
+    (tmp_path / "stats.jsonl").write_text('{"step": 3, "val_mae": 0.5}\n')
+    (tmp_path / "lstm-best.pt").write_bytes(b"from the killed run")
+    (tmp_path / ".lstm.pt.abcd1234.tmp").write_bytes(b"torn")
+    with pytest.raises(dnnlib.UserError, match="stopped before its first checkpoint.*without --resume"):
+        pose_lstm.train_pose_lstm(options(setup, tmp_path, resume=True), progress=False)
+    pose_lstm.train_pose_lstm(options(setup, tmp_path, steps=3), progress=False)
+    with open(tmp_path / "stats.jsonl") as f:
+        assert [json.loads(line)["step"] for line in f] == [3]
+    assert pose_lstm.read_checkpoint(str(tmp_path / "lstm-best.pt"))["step"] == 3
+    assert not (tmp_path / ".lstm.pt.abcd1234.tmp").exists()
+
+
+def test_one_process_per_run_folder(setup, tmp_path):
+    with dnnlib.util.writing_folder(tmp_path, "is busy"):
+        with pytest.raises(dnnlib.UserError, match="is being trained by another process"):
+            pose_lstm.train_pose_lstm(options(setup, tmp_path, steps=3), progress=False)
+    assert not (tmp_path / "lstm.pt").exists()
+    pose_lstm.train_pose_lstm(options(setup, tmp_path, steps=3), progress=False)  # the lock went with the holder
+
+
 def test_resume_after_a_torn_stats_line(setup, tmp_path):
     pose_lstm.train_pose_lstm(options(setup, tmp_path, steps=3), progress=False)
     with open(tmp_path / "stats.jsonl", "a") as f:

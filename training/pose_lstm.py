@@ -20,6 +20,7 @@ and a hash of its parameters and buffers); using it with another generator is re
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import hashlib
@@ -503,6 +504,8 @@ class TrainOptions:
     # Options that define the run; on resume the checkpoint's values are kept.
     RUN_KEYS = ("pairs", "batch", "hidden", "num_layers", "window", "lr", "grad_clip", "out_mode", "val_fraction",
                 "val_every", "val", "val_frames", "augment_with_validation", "best_by", "render_batch", "seed")
+    # Options a resumed run takes anew when given, and otherwise keeps from the run (as train.py's --kimg).
+    CONTINUE_KEYS = ("steps", "preview_frames")
 
     def check(self) -> None:
         for key in ("pairs", "network"):
@@ -781,6 +784,9 @@ def _merge_resume_config(opts: TrainOptions, saved: dict[str, Any]) -> TrainOpti
     merged = dataclasses.replace(opts)
     if merged.network is None:
         merged.network = saved.get("network")
+    for key in TrainOptions.CONTINUE_KEYS:
+        if key in saved and ((opts.given is not None and key not in opts.given) or getattr(opts, key) is None):
+            setattr(merged, key, saved[key])
     for key in TrainOptions.RUN_KEYS:
         if key not in saved:
             continue
@@ -810,6 +816,11 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
     `stats.jsonl` (one line per validation) to `opts.outdir`. Returns the last validation's figures
     (`val_mae`, `val_mean_predictor_mae`, ...) and `step`; with `"nothing_to_do": True` when a resumed
     run is already at `opts.steps`."""
+    with contextlib.ExitStack() as folder:  # holds the run folder's lock from when it is made (see _train)
+        return _train(opts, progress, folder)
+
+
+def _train(opts: TrainOptions, progress: bool | None, folder: contextlib.ExitStack) -> dict[str, Any]:
     from tqdm import tqdm
 
     from torch_utils import misc
@@ -819,6 +830,9 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
     ckpt_path = os.path.join(opts.outdir, "lstm.pt")
     resumed = None
     if opts.resume:
+        if not os.path.isfile(ckpt_path) and os.path.isdir(opts.outdir):
+            raise dnnlib.UserError(f"{ckpt_path} not found: the run in {opts.outdir} stopped before its first "
+                                   f"checkpoint (or never started there); start it again without --resume")
         resumed = read_checkpoint(ckpt_path)
         opts = _merge_resume_config(opts, resumed["config"])
     opts.check()
@@ -845,7 +859,14 @@ def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[st
     if real:  # the first validation estimates poses: fail now rather than after val_every steps
         from utils.pose_estimation import require_estimator
         require_estimator()
-    dnnlib.util.make_dirs(opts.outdir, "output folder")  # after the checks: a refused run leaves no folder
+    # After the checks (a refused run leaves no folder): one process at a time, and temporaries of a killed
+    # run removed. A new run's folder may hold what a run killed before its first checkpoint wrote: not its own.
+    folder.enter_context(dnnlib.util.writing_folder(opts.outdir, "is being trained by another process; wait for "
+                                                                 "it to end, or use another --outdir"))
+    if resumed is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(opts.outdir, "lstm-best.pt"))
+        _truncate_stats(os.path.join(opts.outdir, "stats.jsonl"), 0)
     if real or opts.preview_frames:  # G only renders from here on: the fastest correct inference path
         from training.inference import prepare_generator
         G, render_desc = prepare_generator(G, device, "auto")

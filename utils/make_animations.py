@@ -67,6 +67,7 @@ def walk_ws(G, seed: int, index: int, frames: tuple[int, int], keyframe_every: i
 
 
 SETTINGS_FILE = "walks.json"
+_BUSY = "is being written by another make_animations.py; wait for it to end, or use another --outdir"
 DEFAULT_SETTINGS = {"frames": [60, 240], "truncation_psi": 1.0, "fps": 25.0, "keyframe_every": 30}
 
 
@@ -127,19 +128,19 @@ def render_walks(network: str | None, outdir: str, num: int, frames: tuple[int, 
                                f"unconditional one")
     from training.pose_lstm import generator_identity
     settings = {"generator": generator_identity(G)["hash"], "network": network, **settings}
-    _check_settings(outdir, {k: v for k, v in settings.items() if k != "network"})
     G, desc = prepare_generator(G, dev, precision)  # the fastest correct way to run G here (logged below)
-    dnnlib.util.make_dirs(outdir, "output folder")
-    dnnlib.util.write_json(os.path.join(outdir, SETTINGS_FILE), settings, "settings")
-    log.info(describe_render_path(G, dev, batch, desc))
-    for i in tqdm(todo, desc="rendering walks", unit="walk", disable=None if progress is None else not progress):
-        base = os.path.join(outdir, names[i])
-        ws = walk_ws(G, seed, i, frames, keyframe_every, truncation_psi, dev)
-        chunks = (torch.from_numpy(ws[s:s + batch]) for s in range(0, len(ws), batch))
-        with video_io.VideoWriter(base + ".mp4", fps=fps) as writer:
-            for imgs in render_frames(G, chunks, batch=batch, device=dev):
-                writer.write(imgs)
-        dnnlib.util.save_npy(base + ".npy", ws, "latents")
+    with dnnlib.util.writing_folder(outdir, _BUSY):  # one process at a time: two would mix their settings
+        _check_settings(outdir, {k: v for k, v in settings.items() if k != "network"})  # again, locked
+        dnnlib.util.write_json(os.path.join(outdir, SETTINGS_FILE), settings, "settings")
+        log.info(describe_render_path(G, dev, batch, desc))
+        for i in tqdm(todo, desc="rendering walks", unit="walk", disable=None if progress is None else not progress):
+            base = os.path.join(outdir, names[i])
+            ws = walk_ws(G, seed, i, frames, keyframe_every, truncation_psi, dev)
+            chunks = (torch.from_numpy(ws[s:s + batch]) for s in range(0, len(ws), batch))
+            with video_io.VideoWriter(base + ".mp4", fps=fps) as writer:
+                for imgs in render_frames(G, chunks, batch=batch, device=dev):
+                    writer.write(imgs)
+            dnnlib.util.save_npy(base + ".npy", ws, "latents")
     return names
 
 
@@ -149,7 +150,10 @@ def estimate_poses(outdir: str, progress: bool | None = None) -> list[str]:
     that cannot be read does not stop the others; then a `UserError` names it at the end."""
     from utils.pose_estimation import estimate_folder_poses, raise_for_failures
 
-    res = estimate_folder_poses(outdir, outdir, progress=progress)
+    if not os.path.isdir(outdir):
+        raise dnnlib.UserError(f"Video folder not found: {outdir}")
+    with dnnlib.util.writing_folder(outdir, _BUSY):
+        res = estimate_folder_poses(outdir, outdir, progress=progress)
     if res["kept"] and res["written"]:
         log.info("%d videos in %s had poses; estimated %d", len(res["kept"]), outdir, len(res["written"]))
     raise_for_failures(res)
