@@ -3,6 +3,7 @@
 import io
 import json
 import math
+import os
 import subprocess
 import sys
 import zipfile
@@ -252,3 +253,56 @@ def test_cli_runs_as_script(repo_dir, data_dir, tmp_path):
     assert res.returncode == 1
     assert res.stderr.strip().count("\n") == 0 and "Not a valid pose file" in res.stderr
     assert not (tmp_path / "g.zip").exists()
+
+
+def _resolutions(folder):
+    """{archive: its crops' resolution} for the archives of a run with every output (imgs.zip, its hands,
+    poses, renders) that exist in `folder`."""
+    found = {}
+    for name in ("imgs.zip", "imgs_hands.zip", "poses.zip", "renders.zip"):
+        if (folder / name).exists():
+            with zipfile.ZipFile(folder / name) as z:
+                if name == "poses.zip":
+                    header = pose_features.load_pose(z.read(archive_name(0, ".pose")), require_hands=False).header
+                    found[name] = header.dimensions.width
+                elif name == "renders.zip":
+                    found[name] = _read_png(z, archive_name(0)).shape[0]
+                else:
+                    found[name] = json.loads(z.read("frames.json"))["resolution"]
+    return found
+
+
+def test_killed_commit_never_mixes_two_runs(data_dir, tmp_path, monkeypatch):
+    """The archives of a run are renamed in one after the other: a run killed between two renames left the
+    new hand crops beside the images, poses and renders of the run before (of another resolution)."""
+    def run(resolution):
+        return video_to_images(str(data_dir / "signer-pix2pix-256.mp4"), str(data_dir / "testing-reduced.pose"),
+                               str(tmp_path / "imgs.zip"), pose_output_path=str(tmp_path / "poses.zip"),
+                               render_output_path=str(tmp_path / "renders.zip"), hand_crops=True,
+                               resolution=resolution, max_frames=2, progress=False)
+    run(16)
+    assert _resolutions(tmp_path) == dict.fromkeys(["imgs.zip", "imgs_hands.zip", "poses.zip", "renders.zip"], 16)
+
+    class Killed(BaseException):
+        pass
+    real_replace, renamed = os.replace, []
+
+    def replace_then_die(src, dst):  # the process dies right after its first archive is renamed in
+        if renamed:
+            raise Killed
+        real_replace(src, dst)
+        renamed.append(dst)
+    monkeypatch.setattr(os, "replace", replace_then_die)
+    with pytest.raises(Killed):
+        run(8)
+    monkeypatch.undo()
+    assert len(renamed) == 1
+    assert set(_resolutions(tmp_path).values()) == {8}  # the new archive alone, no archive of the run before
+    # A killed run also leaves its temporaries: the next run removes those of its own archives (not others').
+    for name in (".imgs.k1ll3d_x.tmp.zip", ".imgs_hands.k1ll3d_x.tmp.zip", ".poses.k1ll3d_x.tmp.zip",
+                 ".renders.k1ll3d_x.tmp.zip", ".other.k1ll3d_x.tmp.zip"):
+        (tmp_path / name).write_bytes(b"partial")
+    run(8)  # a plain re-run rebuilds the whole set
+    assert _resolutions(tmp_path) == dict.fromkeys(["imgs.zip", "imgs_hands.zip", "poses.zip", "renders.zip"], 8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == \
+        [".other.k1ll3d_x.tmp.zip", "imgs.zip", "imgs_hands.zip", "poses.zip", "renders.zip"]

@@ -14,8 +14,10 @@ Each frame is cropped to a square centred between the shoulders (POSE_LANDMARKS 
 of that frame) with a side of 3x the shoulder width, and resized to `resolution` (Lanczos). Parts
 of the square outside the video repeat the edge pixels (`--pad=edge`) or are black.
 
-Outputs (each written under a temporary name and renamed when complete; an existing file is
-replaced):
+Outputs (written under temporary names next to them; when all are complete, the existing ones
+are removed and the new ones renamed into place, so that a run stopped part-way leaves the earlier
+run's set, or some archives missing, never archives of two runs side by side: run it again to
+rebuild the set. The temporaries a killed run left for these names are removed by the next run):
 
 - `--output_path` (.zip): the dataset archive of spec section 6: `NNNNN/imgNNNNNNNN.png`
   (PNG compression 0 by default, zip stored), numbered consecutively over the written crops,
@@ -47,8 +49,10 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 if __name__ == "__main__" and not __package__:  # run as a script: make the repository importable
@@ -193,15 +197,41 @@ def _check_zip_path(path: str, option: str) -> str:
     return path
 
 
-@contextlib.contextmanager
-def _zip_output(stack: contextlib.ExitStack, path: str | None, option: str, compression: int):
-    """Open `path` as a zip under a temporary name (renamed when the whole run succeeds)."""
-    if path is None:
-        yield None
+def _remove_own_temporaries(path: str) -> None:
+    """Remove the temporaries that a killed run left for `path` (`atomic_path`'s `.NAME.XXXXXXXX.tmp.zip`)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    stem, ext = os.path.splitext(os.path.basename(path))
+    own = re.compile(re.escape(f".{stem}.") + r"[a-z0-9_]{8}\.tmp" + re.escape(ext))
+    try:
+        names = os.listdir(folder)
+    except OSError:  # no folder yet (or none to read: atomic_path reports that)
         return
-    tmp = stack.enter_context(dnnlib.util.atomic_path(path, what=option))
-    with zipfile.ZipFile(tmp, "w", compression=compression) as z:
-        yield z
+    for name in names:
+        if own.fullmatch(name):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, name))
+                log.info("Removed %s, left by an interrupted run", os.path.join(folder, name))
+
+
+@contextlib.contextmanager
+def _atomic_outputs(outputs: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Temporary paths (`atomic_path`) for the files `outputs` (path -> option), committed as one set:
+    when the body has completed (its files closed), every one of the files that exists is removed
+    first and then the temporaries are renamed in, so that a run killed between two renames leaves
+    files missing, never files of two runs side by side. On an exception nothing is touched."""
+    with contextlib.ExitStack() as stack:
+        tmps = {}
+        for path, option in outputs.items():
+            _remove_own_temporaries(path)
+            tmps[path] = stack.enter_context(dnnlib.util.atomic_path(path, what=option))
+        yield tmps
+        for path, option in outputs.items():
+            try:
+                if os.path.lexists(path):
+                    os.remove(path)
+            except OSError as e:
+                raise dnnlib.UserError(f"Cannot replace {option} {path}: {e.strerror or e}") from None
+    # (the ExitStack has renamed the temporaries into place)
 
 #----------------------------------------------------------------------------
 # The conversion.
@@ -304,11 +334,16 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
                                   f"shoulder width", "images": []}
     hand_index.pop("skipped_frames")
 
-    with contextlib.ExitStack() as stack:
-        images = stack.enter_context(_zip_output(stack, output_path, "--output_path", zipfile.ZIP_STORED))
-        poses = stack.enter_context(_zip_output(stack, pose_output_path, "--pose_output_path", zipfile.ZIP_DEFLATED))
-        renders = stack.enter_context(_zip_output(stack, render_output_path, "--render_output_path", zipfile.ZIP_STORED))
-        hands = stack.enter_context(_zip_output(stack, hands_output_path, "--hands_output_path", zipfile.ZIP_STORED))
+    options = {output_path: "--output_path", pose_output_path: "--pose_output_path",
+               render_output_path: "--render_output_path", hands_output_path: "--hands_output_path"}
+    with _atomic_outputs({p: o for p, o in options.items() if p is not None}) as tmps, \
+            contextlib.ExitStack() as stack:  # the zips are closed (complete) before any is renamed in
+        def zip_output(path: str | None, compression: int) -> zipfile.ZipFile | None:
+            return None if path is None else stack.enter_context(zipfile.ZipFile(tmps[path], "w", compression))
+        images = zip_output(output_path, zipfile.ZIP_STORED)
+        poses = zip_output(pose_output_path, zipfile.ZIP_DEFLATED)
+        renders = zip_output(render_output_path, zipfile.ZIP_STORED)
+        hands = zip_output(hands_output_path, zipfile.ZIP_STORED)
 
         def emit(archive: zipfile.ZipFile, prefix: str, n: int, frame: np.ndarray, pose, scale: np.ndarray, i: int,
                  crop, entry: dict) -> bool:
