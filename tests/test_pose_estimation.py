@@ -285,3 +285,13 @@ def test_long_video_is_estimated_in_parts_that_survive_a_crash(twelve_frames, tm
         pose = pose_estimation.estimate_video_pose(twelve_frames, out, chunk_frames=5, progress=False)
     assert len(calls) == 3 and pose.body.data.shape[0] == 12 and not partial.exists()
     assert any("Discarding" in r.getMessage() for r in caplog.records)
+
+    # Killed after the pose was written but before its parts were removed: a re-run that keeps the pose
+    # removes them (single video with skip_existing, and a folder run).
+    for again in (lambda: pose_estimation.estimate_video_pose(twelve_frames, out, skip_existing=True),
+                  lambda: pose_estimation.estimate_folder_poses(str(twelve_frames.parent), str(tmp_path))):
+        partial.mkdir()
+        (partial / "000000000.pose").write_bytes(b"part")
+        calls.clear()
+        again()
+        assert not calls and not partial.exists()

@@ -256,6 +256,7 @@ def estimate_video_pose(video_path: str | os.PathLike, out_pose_path: str | os.P
     if out_pose_path is not None and skip_existing and os.path.isfile(out_pose_path):
         from utils.pose_features import load_pose
         log.info("Pose %s exists; skipping %s", out_pose_path, video_path)
+        _discard_parts(out_pose_path)
         return load_pose(out_pose_path, require_hands=False)  # checked: a file of another kind is refused
     if out_pose_path is not None:
         dnnlib.util.check_writable(out_pose_path, "pose")  # before the estimation, not after it
@@ -273,8 +274,13 @@ def estimate_video_pose(video_path: str | os.PathLike, out_pose_path: str | os.P
                                   desc, kwargs)
     if out_pose_path is not None:
         write_pose(pose, out_pose_path)
-        shutil.rmtree(os.fspath(out_pose_path) + ".partial", ignore_errors=True)
+        _discard_parts(out_pose_path)
     return pose
+
+
+def _discard_parts(out_pose_path: str | os.PathLike) -> None:
+    """Remove the parts of a pose that is complete (a run killed after writing it left them)."""
+    shutil.rmtree(os.fspath(out_pose_path) + ".partial", ignore_errors=True)
 
 
 def _counted(items: Iterable, bar) -> Iterator:
@@ -354,6 +360,7 @@ def estimate_folder_poses(video_dir: str, out_dir: str, progress: bool | None = 
                             disable=None if progress is None else not progress):
         out = os.path.join(out_dir, name + ".pose")
         if os.path.isfile(out):
+            _discard_parts(out)
             result["kept"].append(name)
             continue
         try:
