@@ -20,6 +20,7 @@ import math
 import numbers
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -241,6 +242,26 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[str]:
     return removed
 
 
+def _remove_stale_temporaries_of(folder: str, stem: str, ext: str) -> None:
+    """Remove the temporaries that a killed writer of the same file left in `folder` (named as
+    `_claim_temp` names them: `.STEM.XXXXXXXX.tmpEXT`, a file or a folder the writer made there). A
+    second process writing the same file at the same moment would lose its temporary; two writers of
+    one file conflict anyway."""
+    own = re.compile(re.escape(f".{stem}.") + r"[a-z0-9_]{8}\.tmp" + re.escape(ext))
+    try:
+        names = [n for n in os.listdir(folder) if own.fullmatch(n)]
+    except OSError:
+        return
+    for name in names:
+        stale = os.path.join(folder, name)
+        with contextlib.suppress(OSError):
+            if os.path.isdir(stale) and not os.path.islink(stale):
+                shutil.rmtree(stale)
+            else:
+                os.remove(stale)
+            log.info("Removed %s, left by an interrupted run", stale)
+
+
 def _claim_temp(path: str, what: str, keep_suffix: bool, file_only: bool = False) -> tuple[int, str]:
     """Create the folder of `path` and a temporary file beside it (named after `path`, with its
     extension at the end when `keep_suffix`); an unwritable destination (missing permission, a file
@@ -251,6 +272,7 @@ def _claim_temp(path: str, what: str, keep_suffix: bool, file_only: bool = False
         raise _cannot_write(what, path, IsADirectoryError(errno.EISDIR, "it names a folder, not a file"))
     dirname = os.path.dirname(os.path.abspath(path))
     stem, ext = os.path.splitext(os.path.basename(path)) if keep_suffix else (os.path.basename(path), "")
+    _remove_stale_temporaries_of(dirname, stem, ext)
     try:
         os.makedirs(dirname, exist_ok=True)
         return tempfile.mkstemp(prefix="." + stem + ".", suffix=".tmp" + ext, dir=dirname)

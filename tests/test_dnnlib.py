@@ -169,6 +169,21 @@ def test_save_npy_short_writes_keep_their_errno(tmp_path, repo_dir):
     assert sorted(os.listdir(out)) == ["plain.npy"]  # no file, no temporary left by save_npy
 
 
+def test_atomic_writes_remove_a_killed_writers_temporaries(tmp_path):
+    # A writer killed mid-way leaves its temporary; the next write of the same file removes it (file or
+    # folder), and leaves other files' temporaries alone.
+    (tmp_path / ".x.json.abcd1234.tmp").write_text("torn")
+    (tmp_path / ".d.zz_99xyz.tmp.zip").mkdir()  # a writer that made a folder at its temporary path
+    (tmp_path / ".d.zz_99xyz.tmp.zip" / "part").write_text("torn")
+    (tmp_path / ".y.json.abcd1234.tmp").write_text("another file's")
+    with util.atomic_write(tmp_path / "x.json", "w") as f:
+        f.write("{}")
+    with util.atomic_path(tmp_path / "d.zip") as tmp:
+        with open(tmp, "wb") as f:
+            f.write(b"zip")
+    assert sorted(os.listdir(tmp_path)) == [".y.json.abcd1234.tmp", "d.zip", "x.json"]
+
+
 def test_remove_stale_temporaries(tmp_path):
     fd, tmp = util._claim_temp(str(tmp_path / "training-state.pt"), "state", keep_suffix=False)
     os.close(fd)

@@ -49,7 +49,6 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -197,22 +196,6 @@ def _check_zip_path(path: str, option: str) -> str:
     return path
 
 
-def _remove_own_temporaries(path: str) -> None:
-    """Remove the temporaries that a killed run left for `path` (`atomic_path`'s `.NAME.XXXXXXXX.tmp.zip`)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    stem, ext = os.path.splitext(os.path.basename(path))
-    own = re.compile(re.escape(f".{stem}.") + r"[a-z0-9_]{8}\.tmp" + re.escape(ext))
-    try:
-        names = os.listdir(folder)
-    except OSError:  # no folder yet (or none to read: atomic_path reports that)
-        return
-    for name in names:
-        if own.fullmatch(name):
-            with contextlib.suppress(OSError):
-                os.remove(os.path.join(folder, name))
-                log.info("Removed %s, left by an interrupted run", os.path.join(folder, name))
-
-
 @contextlib.contextmanager
 def _atomic_outputs(outputs: dict[str, str]) -> Iterator[dict[str, str]]:
     """Temporary paths (`atomic_path`) for the files `outputs` (path -> option), committed as one set:
@@ -221,8 +204,7 @@ def _atomic_outputs(outputs: dict[str, str]) -> Iterator[dict[str, str]]:
     files missing, never files of two runs side by side. On an exception nothing is touched."""
     with contextlib.ExitStack() as stack:
         tmps = {}
-        for path, option in outputs.items():
-            _remove_own_temporaries(path)
+        for path, option in outputs.items():  # (atomic_path removes a killed run's temporaries of `path`)
             tmps[path] = stack.enter_context(dnnlib.util.atomic_path(path, what=option))
         yield tmps
         for path, option in outputs.items():
