@@ -188,6 +188,7 @@ def main(ctx: click.Context, **kwargs) -> None:
         if is_rank0:
             if new_run:
                 dnnlib.util.make_dirs(run_dir, 'run folder', exist_ok=False)
+                stack.enter_context(lock_run_dir(run_dir))  # held like a continued run's, until the run ends
             dnnlib.util.write_json(os.path.join(run_dir, 'training_options.json'), c, 'training options')
             with open(os.path.join(run_dir, 'log.txt'), 'a') as f:
                 f.write(summary + '\n')

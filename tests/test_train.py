@@ -214,6 +214,26 @@ def test_a_run_is_continued_by_one_process_at_a_time(sg3t_run, tmp_path):
     assert invoke(f'--resume={run}', '--dry-run').exit_code == 0
 
 
+@pytest.mark.skipif(sys.platform == 'win32', reason='the run lock uses fcntl (POSIX)')
+def test_a_new_run_holds_the_lock_of_its_folder(tmp_path, tiny_zip, monkeypatch):
+    import train
+    outcomes = []
+
+    def fake_launch(c):  # the new run "training": a --resume of its folder meanwhile must be refused
+        if outcomes:
+            outcomes.append('continued')
+            return
+        outcomes.append(invoke(f'--resume={c.run_dir}', '--kimg=1'))
+    monkeypatch.setattr(train, 'launch', fake_launch)
+    result = invoke(f'--outdir={tmp_path}', '--cfg=stylegan3-t', f'--data={tiny_zip}', *TINY, '--kimg=0.032')
+    assert result.exit_code == 0, result.output
+    assert len(outcomes) == 1, outcomes
+    assert outcomes[0].exit_code == 1
+    assert_one_line_error(outcomes[0], 'is being trained by another process')
+    run = only_run_dir(tmp_path)
+    assert invoke(f'--resume={run}', '--kimg=1').exit_code == 0 and outcomes[-1] == 'continued'  # released at its end
+
+
 def test_damaged_training_state_is_one_line(sg3t_run, tmp_path):
     run = tmp_path / sg3t_run.name
     shutil.copytree(sg3t_run, run)

@@ -190,6 +190,75 @@ def test_snapshot_metrics_are_recorded(tmp_path, data_dir, monkeypatch, one_thre
     assert other.read_text() == '{"metric": "kid50k_full"}\n'
 
 
+def test_continuing_drops_only_the_metric_lines_of_snapshots_made_again(tmp_path):
+    def line(kimg, value, snapshot=None):
+        snapshot = snapshot or f'network-snapshot-{kimg:06d}.pkl'
+        return json.dumps({'results': {'fid50k_full': value}, 'metric': 'fid50k_full', 'snapshot_pkl': snapshot,
+                           'timestamp': 0}) + '\n'
+    run = tmp_path / 'run'
+    run.mkdir()
+    at_state = line(0, 1.0) + line(4, 2.0) + line(8, 3.0)  # the file when the state at kimg 8 was saved
+    after = [
+        line(12, 4.0),                                        # a crash after snapshot 12's metric, before its state
+        line(0, 5.0, str(run / 'network-snapshot-000000.pkl')),  # calc_metrics.py, while the run was stopped
+        line(8, 6.0),                                         # ... on the state's own snapshot
+        line(16, 7.0, f'{run}/network-snapshot-000016.pkl'),  # ... on a snapshot the run makes again
+        line(4, 8.0),
+        line(20, 9.0, str(tmp_path / 'other-run' / 'network-snapshot-000020.pkl')),  # another run's snapshot
+        '{"metric": "fid50k_full", "resul',                   # a write cut by the crash
+    ]
+    metric_file = run / 'metric-fid50k_full.jsonl'
+    metric_file.write_text(at_state + ''.join(after))
+    other = run / 'metric-kid50k_full.jsonl'  # a metric the run does not compute: the run adds nothing to it
+    other.write_text(line(12, 1.0).replace('fid50k_full', 'kid50k_full'))
+    sizes = {metric_file.name: len(at_state), other.name: 0}
+    tl._drop_rewritten_metric_lines(str(run), ['fid50k_full'], sizes, 8, next_snapshot_nimg=12000)
+    values = [json.loads(s)['results']['fid50k_full'] for s in metric_file.read_text().splitlines()]
+    assert values == [1.0, 2.0, 3.0, 5.0, 6.0, 8.0, 9.0]
+    assert metric_file.read_text().endswith('\n')
+    assert json.loads(other.read_text())['snapshot_pkl'] == 'network-snapshot-000012.pkl'
+
+    # Ticks of less than 1 kimg: the next snapshot has the state's name again; its lines after the state go.
+    metric_file.write_text(at_state + line(8, 6.0) + line(4, 8.0))
+    tl._drop_rewritten_metric_lines(str(run), ['fid50k_full'], sizes, 8, next_snapshot_nimg=8500)
+    values = [json.loads(s)['results']['fid50k_full'] for s in metric_file.read_text().splitlines()]
+    assert values == [1.0, 2.0, 3.0, 8.0]
+
+
+def test_continuing_keeps_the_metric_lines_calc_metrics_added(tmp_path, data_dir, monkeypatch, one_thread):
+    import dataset_tool
+    import train
+    from metrics import metric_main
+    from training import launcher
+    ds = tmp_path / 'ds.zip'
+    dataset_tool.convert_dataset(str(data_dir / 'signer-pix2pix-256.mp4'), str(ds), max_images=4,
+                                 transform='center-crop', resolution=(16, 16), progress=False)
+    monkeypatch.setattr(metric_main, 'calc_metric', lambda metric, **kwargs: dnnlib.EasyDict(
+        results=dnnlib.EasyDict({metric: 12.5}), metric=metric, total_time=0.1, total_time_str='0s', num_gpus=1))
+    opts = dnnlib.EasyDict(train.main.make_context('train.py', [
+        '--outdir', str(tmp_path), '--cfg=stylegan3-t', f'--data={ds}', '--gpus=1', '--batch=4', '--gamma=1',
+        '--cbase=256', '--cmax=16', '--kimg=2.004', '--metrics=fid50k_full', '--workers=0', '--grid=2x1']).params)
+    c, _desc, _ds = launcher.build_config(opts)
+    c.run_dir = str(tmp_path / 'run')
+    c.resume_kimg = 2  # the counters start at kimg 2: the snapshot is network-snapshot-000002.pkl, state at 2004
+    pathlib.Path(c.run_dir).mkdir()
+    tl.training_loop(**c)
+    metric_file = tmp_path / 'run' / 'metric-fid50k_full.jsonl'
+    first = metric_file.read_text()
+    assert json.loads(first)['snapshot_pkl'] == 'network-snapshot-000002.pkl'
+
+    # While the run is stopped: calc_metrics.py on an older snapshot (after the newer one's line), and a line
+    # of a newer snapshot that the continued run makes again (left by a crash before that snapshot's state).
+    user = first.replace('12.5', '7.0').replace('000002', '000000')
+    with open(metric_file, 'a') as f:
+        f.write(user + first.replace('12.5', '99.0').replace('000002', '000003'))
+    tl.training_loop(**dict(c, resume_state=str(tmp_path / 'run' / 'training-state.pt'), total_kimg=2.008))
+    lines = [json.loads(s) for s in metric_file.read_text().splitlines()]
+    assert [(x['snapshot_pkl'], x['results']['fid50k_full']) for x in lines] == [
+        ('network-snapshot-000002.pkl', 12.5), ('network-snapshot-000000.pkl', 7.0),
+        ('network-snapshot-000002.pkl', 12.5)]
+
+
 def test_conditional_training_uses_the_labels(tmp_path, one_thread):
     import pickle
 

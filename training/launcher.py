@@ -326,9 +326,10 @@ LOCK_FILE = '.train.lock'
 
 @contextlib.contextmanager
 def lock_run_dir(run_dir: str) -> Iterator[None]:
-    """Hold an exclusive lock on the run folder while continuing it: a second train.py continuing the
-    same run (which would write the same files) stops with a UserError. The lock goes with the process
-    (a killed run leaves none). Where the OS has no `fcntl` (Windows) nothing is locked."""
+    """Hold an exclusive lock on the run folder while training in it (a new run from when its folder is
+    made, a continued one before it touches anything): a second train.py continuing the same run
+    (which would write the same files) stops with a UserError. The lock goes with the process (a
+    killed run leaves none). Where the OS has no `fcntl` (Windows) nothing is locked."""
     try:
         import fcntl
     except ImportError:

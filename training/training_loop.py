@@ -29,6 +29,7 @@ import copy
 import dataclasses
 import json
 import logging
+import math
 import os
 import pickle
 import random
@@ -509,7 +510,9 @@ class Trainer:
             self.runlog = RunLog(self.run_dir, truncate_stats_to=state['stats_jsonl_size'] if state else None,
                                  purge_step=int(self.progress.cur_nimg / 1e3) + 1 if state else None)
             if state is not None and 'metric_jsonl_sizes' in state:
-                _truncate_metric_files(self.run_dir, state['metric_jsonl_sizes'])
+                _drop_rewritten_metric_lines(self.run_dir, opts.metrics, state['metric_jsonl_sizes'],
+                                             self.progress.cur_nimg // 1000,
+                                             _next_snapshot_nimg(opts, self.progress))
             if state is not None:  # under the run lock: nothing else writes here
                 for name in dnnlib.util.remove_stale_temporaries(self.run_dir):
                     log.info('Removed %s, left by an interrupted write', name)
@@ -858,17 +861,83 @@ class Trainer:
 
 
 _METRIC_FILE = re.compile(r'metric-[\w.-]+\.jsonl')
+_SNAPSHOT_NAME = re.compile(r'network-snapshot-(\d+)\.pkl')
 
 
+def _next_snapshot_nimg(opts: TrainingOptions, progress: Progress) -> int | None:
+    """cur_nimg of the first network snapshot a run continued from `progress` writes (the tick and
+    snapshot rules of `Trainer.run` and `end_tick`), or None when it writes none."""
+    if not opts.network_snapshot_ticks:
+        return None
+    nimg, tick, tick_start = progress.cur_nimg, progress.cur_tick, progress.tick_start_nimg
+    total_nimg, batch = opts.total_kimg * 1000, opts.batch_size
+    if nimg >= total_nimg or batch <= 0:
+        return None
+    while True:  # a tick a pass: it ends at its first step that reaches its length or the total (tick 0: one step)
+        steps = 1
+        if tick != 0:
+            target = min(tick_start + opts.kimg_per_tick * 1000, total_nimg)
+            steps = max(1, math.ceil((target - nimg) / batch))
+            while steps > 1 and nimg + (steps - 1) * batch >= target:
+                steps -= 1
+            while nimg + steps * batch < target:
+                steps += 1
+        nimg += steps * batch
+        if nimg >= total_nimg or tick % opts.network_snapshot_ticks == 0:
+            return nimg
+        tick, tick_start = tick + 1, nimg
 
-def _truncate_metric_files(run_dir: str, sizes: dict[str, int]) -> None:
-    """Cut each `metric-<name>.jsonl` the state knew to its size then: the lines a crash left after it
-    belong to a snapshot the continued run makes again, and would otherwise appear twice. (So would a
-    line calc_metrics.py appended to that file between the crash and the resume; other files are kept.)"""
-    for name, size in sizes.items():
+
+def _drop_rewritten_metric_lines(run_dir: str, metrics: list[str], sizes: dict[str, int], resume_kimg: int,
+                                 next_snapshot_nimg: int | None) -> None:
+    """On continuing a run from its state at `resume_kimg` (whole kimg), drop from the files of the
+    run's `metrics` the lines of snapshots the continued run writes again (and evaluates again): a crash
+    after a snapshot's metric line, before its state, would otherwise leave that line twice. Such a
+    line names (`snapshot_pkl`) a snapshot of this folder, `network-snapshot-<kimg>.pkl`, with kimg >
+    resume_kimg; or kimg == resume_kimg when the continued run's next snapshot (`next_snapshot_nimg`)
+    has that name again (ticks under 1 kimg) and the line came after the state (beyond its size in
+    `sizes`). Every other line is kept, wherever it is in the file (calc_metrics.py's lines for the
+    snapshots that stay), and so are the files of other metrics (the continued run adds nothing to
+    them). A line after the state that is not JSON (a write cut by the crash) goes too."""
+    same_name_again = next_snapshot_nimg is not None and next_snapshot_nimg // 1000 == resume_kimg
+    real_dir = os.path.realpath(run_dir)
+    for metric in metrics:
+        name = f'metric-{metric}.jsonl'
         path = os.path.join(run_dir, name)
-        if _METRIC_FILE.fullmatch(name) and os.path.isfile(path):
-            os.truncate(path, min(int(size), os.path.getsize(path)))
+        if not _METRIC_FILE.fullmatch(name) or not os.path.isfile(path):
+            continue
+        with open(path, 'rb') as f:
+            data = f.read()
+        known = min(int(sizes.get(name, 0)), len(data))
+        kept, dropped, offset = [], 0, 0
+        for line in data.splitlines(keepends=True):
+            after_state = offset >= known
+            offset += len(line)
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                if after_state and line.strip():
+                    dropped += 1
+                else:
+                    kept.append(line)
+                continue
+            snapshot = record.get('snapshot_pkl')
+            m = _SNAPSHOT_NAME.fullmatch(os.path.basename(snapshot)) if isinstance(snapshot, str) else None
+            if m is not None and os.path.realpath(os.path.join(run_dir, os.path.dirname(snapshot))) == real_dir:
+                kimg = int(m.group(1))
+                if kimg > resume_kimg or (kimg == resume_kimg and same_name_again and after_state):
+                    dropped += 1
+                    continue
+            kept.append(line)
+        if not dropped:
+            continue
+        if kept and not kept[-1].endswith(b'\n'):
+            kept[-1] += b'\n'
+        with dnnlib.util.atomic_write(path, 'wb', 'metric file') as f:
+            f.write(b''.join(kept))
+        log.info('Removed %d line(s) of %s for snapshots the continued run writes again', dropped, name)
 
 
 def _to_cpu(obj: Any) -> Any:
