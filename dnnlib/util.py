@@ -212,19 +212,29 @@ def writing_folder(folder: str | os.PathLike, busy: str) -> Iterator[None]:
     goes with the process (a killed job leaves none); without `fcntl` (Windows) nothing is locked and
     no temporary is removed."""
     make_dirs(folder, "output folder")
+    with exclusive_lock(os.path.join(folder, WRITING_LOCK), f"{os.fspath(folder)} {busy}") as locked:
+        if locked:
+            remove_stale_temporaries(folder)
+        yield
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[bool]:
+    """Hold an exclusive lock on the file `path` (made if missing) for the block; `UserError(busy)` at
+    once when another process holds it. The lock goes with the process (a killed holder leaves none).
+    Yields False where the OS has no `fcntl` (Windows: nothing is locked)."""
     try:
         import fcntl
     except ImportError:
-        yield
+        yield False
         return
-    with open(os.path.join(folder, WRITING_LOCK), "a") as f:
+    with open(path, "a") as f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise UserError(f"{os.fspath(folder)} {busy}") from None
+            raise UserError(busy) from None
         try:
-            remove_stale_temporaries(folder)
-            yield
+            yield True
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 

@@ -330,22 +330,9 @@ def lock_run_dir(run_dir: str) -> Iterator[None]:
     made, a continued one before it touches anything): a second train.py continuing the same run
     (which would write the same files) stops with a UserError. The lock goes with the process (a
     killed run leaves none). Where the OS has no `fcntl` (Windows) nothing is locked."""
-    try:
-        import fcntl
-    except ImportError:
+    with dnnlib.util.exclusive_lock(os.path.join(run_dir, LOCK_FILE), f'{run_dir} is being trained by another '
+                                    f'process; wait for it to end, or stop it, before continuing the run'):
         yield
-        return
-    path = os.path.join(run_dir, LOCK_FILE)
-    with open(path, 'a') as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise dnnlib.UserError(f'{run_dir} is being trained by another process; wait for it to end, or stop '
-                                   f'it, before continuing the run') from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def run_is_complete(c: dnnlib.EasyDict) -> bool:
