@@ -760,7 +760,7 @@ def test_first_use_check_passes_every_stylegan3_layer(backend, dtype):
     ("filtered_lrelu", "fused", -1, 0, "output is off"),               # the forward without autograd
     ("filtered_lrelu", "fused", -1, 2, "gradient of argument 0"),     # the backward pass only
     ("bias_act", "bias_act", 3, 1, "gradient of argument 0"),
-    ("upfirdn2d", "upfirdn2d", 4, 2, "output"),                        # this up factor only
+    ("upfirdn2d", "upfirdn2d", 4, 2, "gradient of argument 0"),        # down 2 only: the backward of up 2
 ])
 def test_first_use_check_catches_a_wrong_kernel(emulated, fresh_checks, caplog, op, func, mode_arg, mode, what):
     """A kernel that is wrong in one mode: one warning naming the op, and the reference's result for
