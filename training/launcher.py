@@ -331,7 +331,7 @@ def lock_run_dir(run_dir: str) -> Iterator[None]:
     (which would write the same files) stops with a UserError. The lock goes with the process (a
     killed run leaves none). Where the OS has no `fcntl` (Windows) nothing is locked."""
     with dnnlib.util.exclusive_lock(os.path.join(run_dir, LOCK_FILE), f'{run_dir} is being trained by another '
-                                    f'process; wait for it to end, or stop it, before continuing the run'):
+                                    f'process; wait for it to end (or stop it) first'):
         yield
 
 
