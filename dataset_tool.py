@@ -27,8 +27,7 @@ import PIL.Image
 from tqdm import tqdm
 
 import dnnlib
-from training.dataset import image_extensions, parse_labels
-from training.launcher import MIN_RESOLUTION
+from training.dataset import MIN_RESOLUTION, image_extensions, parse_labels, trainable_side
 from utils.video_io import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -197,7 +196,7 @@ def check_dest(source: str, dest: str) -> None:
 def check_output_size(width: int, height: int) -> None:
     """UserError unless images of `width` x `height` can be trained on: square, with a power-of-two side of
     at least MIN_RESOLUTION."""
-    if width != height or width < MIN_RESOLUTION or (width & (width - 1)) != 0:
+    if width != height or not trainable_side(width):
         raise dnnlib.UserError(
             f"Output images would be {width}x{height}; the dataset needs square images with a power-of-two side of "
             f"at least {MIN_RESOLUTION}: add e.g. --resolution=256x256 --transform=center-crop")

@@ -239,29 +239,21 @@ def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[bool]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[str]:
-    """Remove from `folder` the temporary files of atomic writes that were killed mid-way (a process
-    that is still writing there would lose its file: call this only when nothing else writes to the
-    folder). Returns the names removed."""
-    removed = []
-    for name in os.listdir(folder):
-        if _TEMPORARY_NAME.fullmatch(name):
-            with contextlib.suppress(OSError):
-                os.remove(os.path.join(folder, name))
-                removed.append(name)
-    return removed
-
-
-def _remove_stale_temporaries_of(folder: str, stem: str, ext: str) -> None:
-    """Remove the temporaries that a killed writer of the same file left in `folder` (named as
-    `_claim_temp` names them: `.STEM.XXXXXXXX.tmpEXT`, a file or a folder the writer made there). A
-    second process writing the same file at the same moment would lose its temporary; two writers of
-    one file conflict anyway."""
-    own = re.compile(re.escape(f".{stem}.") + r"[a-z0-9_]{8}\.tmp" + re.escape(ext))
+def remove_stale_temporaries(folder: str | os.PathLike, stem: str | None = None, ext: str = "") -> list[str]:
+    """Remove from `folder` the temporaries of atomic writes that were killed mid-way (files, or folders
+    a writer made at its temporary path; each removal is logged): all of them, or with `stem` only those
+    of one file (`_claim_temp`'s '.<stem>.XXXXXXXX.tmp<ext>'). A process still writing there would lose
+    its temporary: call this only where nothing else writes (that file, with `stem`). Returns the names
+    removed."""
+    if stem is None:
+        pattern = _TEMPORARY_NAME
+    else:
+        pattern = re.compile(re.escape(f".{stem}.") + r"[a-z0-9_]{8}\.tmp" + re.escape(ext))
     try:
-        names = [n for n in os.listdir(folder) if own.fullmatch(n)]
+        names = [n for n in os.listdir(folder) if pattern.fullmatch(n)]
     except OSError:
-        return
+        return []
+    removed = []
     for name in names:
         stale = os.path.join(folder, name)
         with contextlib.suppress(OSError):
@@ -269,7 +261,9 @@ def _remove_stale_temporaries_of(folder: str, stem: str, ext: str) -> None:
                 shutil.rmtree(stale)
             else:
                 os.remove(stale)
-            log.info("Removed %s, left by an interrupted run", stale)
+            removed.append(name)
+            log.info("Removed %s, left by an interrupted write", stale)
+    return removed
 
 
 def _claim_temp(path: str, what: str, keep_suffix: bool, file_only: bool = False) -> tuple[int, str]:
@@ -282,7 +276,7 @@ def _claim_temp(path: str, what: str, keep_suffix: bool, file_only: bool = False
         raise _cannot_write(what, path, IsADirectoryError(errno.EISDIR, "it names a folder, not a file"))
     dirname = os.path.dirname(os.path.abspath(path))
     stem, ext = os.path.splitext(os.path.basename(path)) if keep_suffix else (os.path.basename(path), "")
-    _remove_stale_temporaries_of(dirname, stem, ext)
+    remove_stale_temporaries(dirname, stem, ext)  # those a killed writer of the same file left
     try:
         os.makedirs(dirname, exist_ok=True)
         return tempfile.mkstemp(prefix="." + stem + ".", suffix=".tmp" + ext, dir=dirname)

@@ -501,7 +501,7 @@ def _tiny4_zip(root: pathlib.Path) -> pathlib.Path:
 @pytest.mark.parametrize('case, fragment', [
     ('mbstd group', 'use --mbstd-group=1, 2 or 4, or a batch per GPU that is a multiple of 3'),
     ('mbstd group per gpu', '--mbstd-group=4 does not fit --batch-gpu=6'),
-    ('4x4 dataset', 'at least 8x8'),
+    ('4x4 dataset', 'not a power of two of at least 8'),
     ('desc with a slash', 'cannot be in a folder name (/)'),
     ('desc with a backslash', 'cannot be in a folder name (\\)'),
 ])

@@ -191,8 +191,8 @@ class Plugin:
                 try:
                     self._module = get_plugin(self.name, self.sources, self.headers, self.source_dir, **kwargs)
                 except Exception as e:  # noqa: BLE001 - any build failure means: try the fallback, then the reference
-                    failed = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
-                    reason = failed if reason is None else reason
+                    last_line = str(e).strip().splitlines()[-1] if str(e).strip() else ""
+                    reason = reason or f"{type(e).__name__}: {last_line}"  # the first build's failure is told
                     continue
                 if kwargs is not self.build_kwargs:
                     log.info("Custom op '%s' built with its fallback settings (the first build failed: %s).",

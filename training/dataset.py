@@ -28,6 +28,16 @@ import dnnlib
 
 log = logging.getLogger(__name__)
 
+# The smallest image side the networks train on: the discriminator (training.networks_stylegan2.Discriminator,
+# for every --cfg) ends in a 4x4 block fed by the blocks above it, so it needs at least one block of 8x8 (the
+# generators would go down to 4x4). The datasets, dataset_tool.py and utils/video_to_images.py hold to it.
+MIN_RESOLUTION = 8
+
+
+def trainable_side(side: int) -> bool:
+    """Whether square images of this side can be trained on: a power of two, at least MIN_RESOLUTION."""
+    return side >= MIN_RESOLUTION and (side & (side - 1)) == 0
+
 #----------------------------------------------------------------------------
 # Base class: indexing, labels, x-flip mirroring and the max_size subset.
 
@@ -263,9 +273,10 @@ class ImageFolderDataset(Dataset):
         if h != w:
             raise dnnlib.UserError(f"Dataset {self._path}: images are {w}x{h}; training needs square images "
                                    f"(remake the dataset with dataset_tool.py --resolution=NxN --transform=center-crop)")
-        if h < 4 or (h & (h - 1)) != 0:
-            raise dnnlib.UserError(f"Dataset {self._path}: image side {h} is not a power of two "
-                                   f"(remake the dataset with dataset_tool.py --resolution=NxN, e.g. 256x256)")
+        if not trainable_side(h):
+            raise dnnlib.UserError(f"Dataset {self._path}: image side {h} is not a power of two of at least "
+                                   f"{MIN_RESOLUTION} (remake the dataset with dataset_tool.py --resolution=NxN, "
+                                   f"e.g. 256x256)")
         if resolution is not None and int(resolution) != h:
             raise dnnlib.UserError(f"Dataset {self._path} has resolution {h}, but {resolution} was expected")
         if self._use_labels:

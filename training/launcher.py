@@ -28,10 +28,6 @@ log = logging.getLogger(__name__)
 CONFIGS = ('stylegan3-t', 'stylegan3-r', 'stylegan2')
 # Options a continued run may take anew (everything else comes from its training_options.json).
 CONTINUE_OPTIONS = ('resume', 'kimg', 'workers', 'dry_run', 'inception', 'vgg16')
-# The smallest image side the networks train on: the discriminator (training.networks_stylegan2.Discriminator, for
-# every --cfg) ends in a 4x4 block fed by the blocks above it, so it needs at least one block of 8x8 (the
-# generators would go down to 4x4). dataset_tool.py and utils/video_to_images.py refuse smaller outputs.
-MIN_RESOLUTION = 8
 # Characters that cannot be in a folder name (on some system): --desc becomes part of the run folder's name.
 BAD_DESC_CHARS = '/\\:*?"<>|'
 
@@ -136,11 +132,6 @@ def build_config(opts: dnnlib.EasyDict) -> tuple[dnnlib.EasyDict, str, Any]:
 
     # Dataset.
     c.training_set_kwargs, dataset_name, dataset = open_dataset(opts.data)
-    res = dataset.resolution
-    if res < MIN_RESOLUTION:
-        raise dnnlib.UserError(f'Dataset {opts.data} has images of {res}x{res}; the networks train on at least '
-                               f'{MIN_RESOLUTION}x{MIN_RESOLUTION} (the discriminator ends in a 4x4 block): remake '
-                               f'it with dataset_tool.py --resolution=NxN, e.g. 256x256')
     if opts.cond and not c.training_set_kwargs.use_labels:
         raise dnnlib.UserError(f'--cond=True needs labels, but {opts.data} has none (a dataset.json with "labels")')
     c.training_set_kwargs.use_labels = opts.cond

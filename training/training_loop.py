@@ -514,8 +514,7 @@ class Trainer:
                                              self.progress.cur_nimg // 1000,
                                              _next_snapshot_nimg(opts, self.progress))
             if state is not None:  # under the run lock: nothing else writes here
-                for name in dnnlib.util.remove_stale_temporaries(self.run_dir):
-                    log.info('Removed %s, left by an interrupted write', name)
+                dnnlib.util.remove_stale_temporaries(self.run_dir)  # (each logged)
         else:
             self.runlog = RunLog(None)
 

@@ -252,8 +252,8 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
     """Write the crops of a video, or of every clip of a folder of videos and one of their poses,
     into one archive (see the module docstring). Returns counts: `frames` (frames looked at),
     `images`, `skipped_no_person`, `hand_images`, `hands_not_found`, `clips`."""
-    from training.launcher import MIN_RESOLUTION  # (imports torch: not at the top, for a quick --help)
-    if resolution < MIN_RESOLUTION or resolution & (resolution - 1):
+    from training.dataset import MIN_RESOLUTION, trainable_side  # (imports torch: not at the top, for a quick --help)
+    if not trainable_side(resolution):
         raise dnnlib.UserError(f"--resolution {resolution}: training needs a power of two of at least "
                                f"{MIN_RESOLUTION} (e.g. 256)")
     if not 0 < crop_scale < math.inf or not 0 < hand_scale < math.inf:
