@@ -229,10 +229,11 @@ class PoseVideoRenderer:
                 else:
                     for _ in frames():
                         pass
-            if json_path is not None:  # an earlier video's report must not outlive it (a kill after the rename)
-                for old in (json_path, chart_path(json_path)):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.remove(old)
+            # An earlier video's report must not outlive it (nor be kept beside the new one when this run
+            # measures nothing): removed before the rename, so a kill in between leaves no mismatched pair.
+            for old in _reports_of(output, json_path):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(old)
             writer.close()
         except BaseException:
             writer.abort()
@@ -250,6 +251,23 @@ class PoseVideoRenderer:
                      f"error per frame, in shoulder widths")
             plot_consistency(result["consistency"], result["chart"], title=title)
         return result
+
+
+def _reports_of(output: str, json_path: str | None) -> list[str]:
+    """The consistency report and chart that go with the video `output`: `json_path`'s, or without one
+    the `<name>.json` beside it when that is a report of this video (another JSON file is left alone)."""
+    if json_path is None:
+        own = os.path.splitext(output)[0] + ".json"
+        try:
+            with open(own) as f:
+                doc = json.load(f)
+        except (OSError, ValueError):
+            return []
+        if not (isinstance(doc, dict) and isinstance(doc.get("video"), str)
+                and os.path.basename(doc["video"]) == os.path.basename(output)):
+            return []
+        json_path = own
+    return [json_path, chart_path(json_path)]
 
 
 def chart_path(json_path: str) -> str:

@@ -209,34 +209,64 @@ def writing_folder(folder: str | os.PathLike, busy: str) -> Iterator[None]:
     process on the same folder gets `UserError("<folder> <busy>")` at once (e.g. busy = "is being
     written by another gen_video.py; wait for it to end, or use another --output"). While the lock is
     held nothing else writes there, so the temporaries of an earlier, killed job are removed. The lock
-    goes with the process (a killed job leaves none); without `fcntl` (Windows) nothing is locked and
-    no temporary is removed."""
+    goes with the process (a killed job leaves none)."""
     make_dirs(folder, "output folder")
-    with exclusive_lock(os.path.join(folder, WRITING_LOCK), f"{os.fspath(folder)} {busy}") as locked:
-        if locked:
-            remove_stale_temporaries(folder)
+    with exclusive_lock(os.path.join(folder, WRITING_LOCK), f"{os.fspath(folder)} {busy}"):
+        remove_stale_temporaries(folder)
         yield
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[bool]:
-    """Hold an exclusive lock on the file `path` (made if missing) for the block; `UserError(busy)` at
-    once when another process holds it. The lock goes with the process (a killed holder leaves none).
-    Yields False where the OS has no `fcntl` (Windows: nothing is locked)."""
-    try:
-        import fcntl
-    except ImportError:
-        yield False
-        return
-    with open(path, "a") as f:
+def exclusive_lock(path: str | os.PathLike, busy: str | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` (made if missing) for the block. When another process
+    holds it: with `busy`, `UserError(busy)` at once; without, wait for it. The lock goes with the
+    process (the OS drops a killed holder's). Processes, not threads: one process must not take a lock
+    it holds."""
+    with open(path, "a+") as f:
+        if busy is None:
+            _lock_fd(f.fileno(), wait=True)
+        elif not _lock_fd(f.fileno(), wait=False):
+            raise UserError(busy)
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise UserError(busy) from None
-        try:
-            yield True
+            yield
         finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            _unlock_fd(f.fileno())
+
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _lock_fd(fd: int, wait: bool) -> bool:
+        """Lock the first byte of the file (a byte past its end can be locked too); True when taken."""
+        os.lseek(fd, 0, os.SEEK_SET)
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+                return True
+            except OSError:
+                if not wait:
+                    return False
+                time.sleep(0.1)  # LK_LOCK would give up after 10 s; a build can take minutes
+
+    def _unlock_fd(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        with contextlib.suppress(OSError):
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+else:
+    import fcntl
+
+    def _lock_fd(fd: int, wait: bool) -> bool:
+        """flock the whole file; True when taken."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            return True
+        except OSError as e:
+            if wait or e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            return False
+
+    def _unlock_fd(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, stem: str | None = None, ext: str = "") -> list[str]:
@@ -337,13 +367,26 @@ def atomic_path(path: str | os.PathLike, what: str = "") -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        is_dir = os.path.isdir(tmp)
+        if not is_dir:  # on disk before the rename, as atomic_write's (a power cut leaves the old file or the new)
+            _fsync_file(tmp)
         # The mode a new file (or, when the writer made a folder there, a new folder) would get.
-        os.chmod(tmp, (0o777 if os.path.isdir(tmp) else 0o666) & ~_umask())
+        os.chmod(tmp, (0o777 if is_dir else 0o666) & ~_umask())
         _replace(tmp, path, what)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def _fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems (and Windows, read-only handles) cannot: the rename still makes it whole
+        pass
+    finally:
+        os.close(fd)
 
 
 def _replace(tmp: str, path: str, what: str) -> None:

@@ -102,6 +102,22 @@ def test_unwritable_destinations_are_user_errors_before_any_work(tmp_path):
     assert not (tmp_path / "new").exists() and a_file.read_text() == "keep"
 
 
+def test_atomic_writes_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
+    # The new content is flushed to the disk before it takes the final name: after a power cut the
+    # name holds the old file or the whole new one, never an empty one.
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.fstat(fd).st_size))
+                        or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: events.append(("replace", os.path.basename(b))) or real_replace(a, b))
+    with util.atomic_write(tmp_path / "a.bin") as f:
+        f.write(b"12345")
+    with util.atomic_path(tmp_path / "b.zip") as tmp:
+        with open(tmp, "wb") as f:
+            f.write(b"1234567")
+    assert events == [("fsync", 5), ("replace", "a.bin"), ("fsync", 7), ("replace", "b.zip")]
+
+
 def test_atomic_path_moves_a_folder_onto_an_empty_folder(tmp_path):
     dest = tmp_path / "dataset"
     dest.mkdir()
@@ -414,3 +430,30 @@ def test_open_url_unreachable_fails_fast(tmp_path):
 def test_cache_dir_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("DNNLIB_CACHE_DIR", str(tmp_path))
     assert util.make_cache_dir_path("downloads") == os.path.join(str(tmp_path), "downloads")
+
+
+def test_exclusive_lock_refuses_or_waits(tmp_path):
+    # Another process holds the lock for a while: with `busy` the request is refused at once, without it
+    # waits until the holder lets go. A killed holder's lock is gone.
+    lock = tmp_path / "x.lock"
+    hold = ("import sys, time; sys.path.insert(0, sys.argv[1]); from dnnlib import util\n"
+            "with util.exclusive_lock(sys.argv[2], 'busy'):\n"
+            "    print('held', flush=True); time.sleep(float(sys.argv[3]))\n"
+            "    open(sys.argv[2] + '.released', 'w').close()\n")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    holder = subprocess.Popen([sys.executable, "-c", hold, repo, str(lock), "1.5"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(dnnlib.UserError, match="^the folder is busy$"):
+            with util.exclusive_lock(lock, "the folder is busy"):
+                pass
+        with util.exclusive_lock(lock):  # waits for the holder
+            assert os.path.exists(str(lock) + ".released")
+    finally:
+        holder.wait(timeout=60)
+    killed = subprocess.Popen([sys.executable, "-c", hold, repo, str(lock), "600"], stdout=subprocess.PIPE, text=True)
+    assert killed.stdout.readline().strip() == "held"
+    killed.kill()
+    killed.wait(timeout=60)
+    with util.exclusive_lock(lock, "busy"):
+        pass

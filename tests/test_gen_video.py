@@ -192,6 +192,24 @@ def test_report_of_a_replaced_video_does_not_outlive_it(models, data_dir, tmp_pa
         assert json.load(f)["truncation_psi"] == 0.5
 
 
+def test_rendering_again_without_consistency_removes_the_old_report(models, data_dir, tmp_path):
+    # A report (and chart) of out.mp4 left by an earlier --consistency run must not sit beside a new
+    # out.mp4 it does not describe; another JSON file of the same name is the user's and stays.
+    pose = one_pose_folder(data_dir, tmp_path) / "a.pose"
+    out = tmp_path / "out.mp4"
+    base = [f"--pose={pose}", f"--network={models['network']}", f"--lstm={models['lstm']}", "--device=cpu"]
+    for video, kept in ((str(out), False), ("elsewhere/out.mp4", False), ("other.mp4", True)):
+        (tmp_path / "out.json").write_text(json.dumps({"video": video, "body_mae": 0.1}))
+        (tmp_path / "out-consistency.png").write_bytes(b"png")
+        result = run([*base, f"--output={out}"])
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / "out.json").exists() is kept and (tmp_path / "out-consistency.png").exists() is kept
+        assert video_info(out).num_frames == 4
+    (tmp_path / "out.json").write_text("notes of my own, not JSON")
+    assert run([*base, f"--output={out}"]).exit_code == 0
+    assert (tmp_path / "out.json").read_text() == "notes of my own, not JSON"
+
+
 def test_two_processes_on_one_output_folder(models, data_dir, tmp_path):
     # The second is refused at once (they would mix settings and figures); the lock goes with the first.
     poses = one_pose_folder(data_dir, tmp_path)

@@ -204,7 +204,6 @@ def test_continue_a_run_whose_dataset_moved(sg3t_run, tiny_zip, signer64_zip, tm
     assert load_state(run)['progress']['cur_nimg'] == before + 32
 
 
-@pytest.mark.skipif(sys.platform == 'win32', reason='the run lock uses fcntl (POSIX)')
 def test_a_run_is_continued_by_one_process_at_a_time(sg3t_run, tmp_path):
     from training.launcher import lock_run_dir
     run = tmp_path / sg3t_run.name
@@ -214,7 +213,6 @@ def test_a_run_is_continued_by_one_process_at_a_time(sg3t_run, tmp_path):
     assert invoke(f'--resume={run}', '--dry-run').exit_code == 0
 
 
-@pytest.mark.skipif(sys.platform == 'win32', reason='the run lock uses fcntl (POSIX)')
 def test_a_new_run_holds_the_lock_of_its_folder(tmp_path, tiny_zip, monkeypatch):
     import train
     outcomes = []
@@ -484,15 +482,15 @@ def test_dry_run_prints_the_options_and_writes_nothing(tmp_path, tiny_zip):
     assert not (tmp_path / 'runs').exists()
 
 
-def _tiny4_zip(root: pathlib.Path) -> pathlib.Path:
-    """A dataset of 4x4 images (written directly: dataset_tool.py refuses to make one)."""
+def _tiny4_zip(root: pathlib.Path, side: int = 4, name: str = 'tiny4.zip') -> pathlib.Path:
+    """A dataset of four flat side x side images (written directly: dataset_tool.py refuses to make a 4x4 one)."""
     import io
     import zipfile
-    path = root / 'tiny4.zip'
+    path = root / name
     with zipfile.ZipFile(path, 'w') as z:
         for i in range(4):
             buf = io.BytesIO()
-            PIL.Image.new('RGB', (4, 4), (60 * i, 0, 0)).save(buf, format='png')
+            PIL.Image.new('RGB', (side, side), (60 * i, 0, 0)).save(buf, format='png')
             z.writestr(f'00000/img{i:08d}.png', buf.getvalue())
         z.writestr('dataset.json', json.dumps({'labels': None}))
     return path
@@ -504,6 +502,9 @@ def _tiny4_zip(root: pathlib.Path) -> pathlib.Path:
     ('4x4 dataset', 'not a power of two of at least 8'),
     ('desc with a slash', 'cannot be in a folder name (/)'),
     ('desc with a backslash', 'cannot be in a folder name (\\)'),
+    ('empty desc', '--desc is empty'),
+    ('desc too long', "at most 255 fit a folder name: shorten --desc"),
+    ('grid of large images', 'makes snapshot PNGs of 32768x4096 pixels; at most 16384 a side: use at most 16x4'),
 ])
 def test_refused_by_a_dry_run_before_any_folder(tmp_path, signer64_zip, case, fragment):
     # Each of these used to pass --dry-run (and the real run crashed in training, or made nested folders).
@@ -516,6 +517,9 @@ def test_refused_by_a_dry_run_before_any_folder(tmp_path, signer64_zip, case, fr
         '4x4 dataset': [f'--data={_tiny4_zip(tmp_path)}', '--batch=4'],
         'desc with a slash': [data, '--batch=4', '--desc=a/b'],
         'desc with a backslash': [data, '--batch=4', '--desc=a\\b'],
+        'empty desc': [data, '--batch=4', '--desc= '],
+        'desc too long': [data, '--batch=4', '--desc=' + 'x' * 220],  # the rest of the name is ~40 bytes
+        'grid of large images': [f'--data={_tiny4_zip(tmp_path, 1024, "big.zip")}', '--batch=4', '--grid=32x4'],
     }[case]
     assert_one_line_error(invoke(*base, *args), fragment)
     assert not outdir.exists()

@@ -30,9 +30,11 @@ import os
 import shutil
 import sys
 import types
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
+
+import dnnlib
 
 log = logging.getLogger(__name__)
 
@@ -70,22 +72,6 @@ def _default_cuda_arch_list() -> str | None:
     return ";".join(f"{major}.{minor}" for major, minor in caps)
 
 
-@contextlib.contextmanager
-def _file_lock(path: str) -> Iterator[None]:
-    """Exclusive inter-process lock on `path`; the OS releases it if the holder dies."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a+") as f:
-        try:
-            import fcntl
-        except ImportError:  # Windows: best effort, no lock
-            yield
-            return
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
 #----------------------------------------------------------------------------
 
 def get_plugin(module_name: str, sources: Sequence[str], headers: Sequence[str] | None = None,
@@ -122,7 +108,8 @@ def get_plugin(module_name: str, sources: Sequence[str], headers: Sequence[str] 
     ext_name = f"{module_name}_{digest}"
 
     verbose = verbosity == "full"
-    with _file_lock(build_dir + ".flock"):
+    os.makedirs(os.path.dirname(build_dir), exist_ok=True)
+    with dnnlib.util.exclusive_lock(build_dir + ".flock"):  # concurrent ranks: one builds, the others wait
         os.makedirs(build_dir, exist_ok=True)
         stale = os.path.join(build_dir, "lock")
         if os.path.exists(stale):  # left by a killed torch build; we hold the only lock

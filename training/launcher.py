@@ -103,6 +103,8 @@ def check_mbstd_group(group: int, batch_gpu: int, batch_gpu_given: bool) -> None
 
 def check_desc(desc: str) -> None:
     """UserError when --desc cannot be part of a folder name."""
+    if not desc.strip():
+        raise dnnlib.UserError('--desc is empty: give the text to append to the run folder\'s name, or leave it out')
     bad = sorted({ch for ch in desc if ch in BAD_DESC_CHARS or ord(ch) < 32})
     if bad:
         shown = ' '.join(repr(ch)[1:-1] if ord(ch) < 32 else ch for ch in bad)
@@ -214,10 +216,36 @@ def build_config(opts: dnnlib.EasyDict) -> tuple[dnnlib.EasyDict, str, Any]:
     if opts.nobench:
         c.cudnn_benchmark = False
 
+    if c.get('image_grid') is not None:
+        check_grid_pixels(c.image_grid, dataset.resolution)
     desc = f'{opts.cfg}-{dataset_name}-gpus{c.num_gpus}-batch{c.batch_size}-gamma{c.loss_kwargs.r1_gamma:g}'
     if opts.desc is not None:
         desc += f'-{opts.desc}'
+    check_run_name(desc, opts.desc is not None)
     return c, desc, dataset
+
+
+MAX_GRID_SIDE = 16384  # pixels a side of a snapshot grid: twice the width of the default grids (~7680x4320)
+MAX_NAME_BYTES = 255   # of a file or folder name, on the common file systems (ext4, APFS, NTFS)
+
+
+def check_grid_pixels(grid: list[int], resolution: int) -> None:
+    """UserError when --grid makes snapshot PNGs over MAX_GRID_SIDE pixels a side."""
+    cols, rows = grid
+    if max(cols, rows) * resolution > MAX_GRID_SIDE:
+        fit = max(1, MAX_GRID_SIDE // resolution)
+        raise dnnlib.UserError(f'--grid={cols}x{rows} of {resolution}x{resolution} images makes snapshot PNGs of '
+                               f'{cols * resolution}x{rows * resolution} pixels; at most {MAX_GRID_SIDE} a side: '
+                               f'use at most {min(cols, fit)}x{min(rows, fit)}')
+
+
+def check_run_name(desc: str, desc_given: bool) -> None:
+    """UserError when the run folder's name ('<id>-<desc>') would be too long for the file system."""
+    longest = f'{99999:05d}-{desc}'.encode()  # ids past 99999 take a digit more; nobody gets there
+    if len(longest) > MAX_NAME_BYTES:
+        cause = '--desc' if desc_given else "the dataset's name"
+        raise dnnlib.UserError(f'The run folder\'s name would be {len(longest)} bytes long ({desc[:40]}...); '
+                               f'at most {MAX_NAME_BYTES} fit a folder name: shorten {cause}')
 
 
 def check_resume_pkl(c: dnnlib.EasyDict, dataset) -> None:
@@ -320,7 +348,7 @@ def lock_run_dir(run_dir: str) -> Iterator[None]:
     """Hold an exclusive lock on the run folder while training in it (a new run from when its folder is
     made, a continued one before it touches anything): a second train.py continuing the same run
     (which would write the same files) stops with a UserError. The lock goes with the process (a
-    killed run leaves none). Where the OS has no `fcntl` (Windows) nothing is locked."""
+    killed run leaves none)."""
     with dnnlib.util.exclusive_lock(os.path.join(run_dir, LOCK_FILE), f'{run_dir} is being trained by another '
                                     f'process; wait for it to end (or stop it) first'):
         yield
