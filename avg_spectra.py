@@ -132,14 +132,11 @@ _FFT_CHUNK_BYTES = 1 << 28  # image channels are transformed in chunks of about 
 
 def _memory_limit(device: torch.device) -> int:
     """Bytes an FFT may use: half of the device's memory (GPU memory, or RAM), at most 4 GiB."""
-    total = 32 << 30
-    try:
-        if device.type == "cuda":
-            total = torch.cuda.get_device_properties(device).total_memory
-        else:
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError, RuntimeError):
-        pass
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+    else:
+        import psutil
+        total = psutil.virtual_memory().total
     return min(total // 2, 4 << 30)
 
 

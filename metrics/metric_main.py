@@ -20,6 +20,7 @@ Every rank of a process group must call it; only rank 0's result holds the value
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -121,12 +122,22 @@ def report_metric(result_dict: dict, run_dir: str | None = None, snapshot_pkl: s
     log.info("%s", line)
     if run_dir is not None and os.path.isdir(run_dir):
         path = os.path.join(run_dir, f"metric-{metric}.jsonl")
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (line + "\n").encode("utf-8"))
-        finally:
-            os.close(fd)
+        with metric_files_lock(run_dir):  # not while a continued run rewrites the file (the line would be lost)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, (line + "\n").encode("utf-8"))
+            finally:
+                os.close(fd)
     return line
+
+
+METRIC_FILES_LOCK = ".metrics.lock"
+
+
+def metric_files_lock(run_dir: str) -> contextlib.AbstractContextManager:
+    """Held (waiting for it) while a process writes a run's `metric-*.jsonl`: appends (training,
+    calc_metrics.py) and a continued run's rewrite, which would otherwise lose a line appended meanwhile."""
+    return dnnlib.util.exclusive_lock(os.path.join(run_dir, METRIC_FILES_LOCK))
 
 #----------------------------------------------------------------------------
 # Helpers that adjust the dataset for a metric without touching the caller's options.

@@ -113,6 +113,8 @@ def _check_run_files(run_dir: pathlib.Path, cfg: str) -> list[dict]:
             if name.startswith('Loss/'):
                 assert np.isfinite(value['mean']), (name, value)
     assert {'Loss/G/loss', 'Loss/D/loss', 'Loss/scores/real', 'Loss/r1_penalty'} <= set(stats[-1])
+    # The resident memory of the training process: a torch process holds some hundreds of MiB.
+    assert 0.1 < stats[-1]['Resources/cpu_mem_gb']['mean'] < 24, stats[-1]['Resources/cpu_mem_gb']
     return stats
 
 

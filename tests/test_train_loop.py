@@ -1,6 +1,7 @@
 """The pieces of training/training_loop.py: optimizer phases, gradient averaging, EMA, image grids, random
 streams, and the metric hook of a snapshot."""
 
+import contextlib
 import json
 import pathlib
 
@@ -223,6 +224,47 @@ def test_continuing_drops_only_the_metric_lines_of_snapshots_made_again(tmp_path
     tl._drop_rewritten_metric_lines(str(run), ['fid50k_full'], sizes, 8, next_snapshot_nimg=8500)
     values = [json.loads(s)['results']['fid50k_full'] for s in metric_file.read_text().splitlines()]
     assert values == [1.0, 2.0, 3.0, 8.0]
+
+
+def test_a_metric_line_appended_during_the_rewrite_is_kept(tmp_path, monkeypatch):
+    # calc_metrics.py appends while a continued run rewrites the file: the append waits for the rewrite
+    # instead of going to the file that the rewrite then replaces.
+    import threading
+
+    from metrics import metric_main
+    run = tmp_path / 'run'
+    run.mkdir()
+    metric_file = run / 'metric-fid50k_full.jsonl'
+
+    def line(kimg):
+        return json.dumps({'results': {'fid50k_full': 1.0}, 'metric': 'fid50k_full', 'timestamp': 0,
+                           'snapshot_pkl': f'network-snapshot-{kimg:06d}.pkl'}) + '\n'
+    metric_file.write_text(line(0) + line(4) + line(8))
+    rewriting, go_on = threading.Event(), threading.Event()
+    real_atomic_write = dnnlib.util.atomic_write
+
+    @contextlib.contextmanager
+    def slow_atomic_write(path, mode='wb', what=''):
+        rewriting.set()
+        go_on.wait(timeout=30)
+        with real_atomic_write(path, mode, what) as f:
+            yield f
+    monkeypatch.setattr(dnnlib.util, 'atomic_write', slow_atomic_write)
+    rewrite = threading.Thread(target=tl._drop_rewritten_metric_lines,
+                               args=(str(run), ['fid50k_full'], {metric_file.name: len(line(0))}, 0, None))
+    rewrite.start()
+    assert rewriting.wait(timeout=30)
+    result = {'metric': 'fid50k_full', 'results': {'fid50k_full': 2.0}}
+    append = threading.Thread(target=metric_main.report_metric,
+                              args=(result, str(run), str(run / 'network-snapshot-000000.pkl')))
+    append.start()
+    append.join(timeout=0.5)
+    assert append.is_alive()  # waiting for the rewrite
+    go_on.set()
+    rewrite.join(timeout=30)
+    append.join(timeout=30)
+    values = [json.loads(s)['results']['fid50k_full'] for s in metric_file.read_text().splitlines()]
+    assert values == [1.0, 2.0]  # snapshots 4 and 8 dropped (the run resumes at 0); calc_metrics.py's line kept
 
 
 def test_continuing_keeps_the_metric_lines_calc_metrics_added(tmp_path, data_dir, monkeypatch, one_thread):

@@ -34,7 +34,6 @@ import os
 import pickle
 import random
 import re
-import resource
 import time
 from typing import Any, Callable
 
@@ -314,11 +313,8 @@ class Progress:
 
 def _cpu_mem_gb() -> float:
     """Resident memory of this process (GiB)."""
-    try:
-        with open('/proc/self/statm') as f:
-            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**30
-    except (OSError, ValueError, IndexError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # peak, KiB on Linux
+    import psutil
+    return psutil.Process().memory_info().rss / 2**30
 
 
 class RunLog:
@@ -898,45 +894,52 @@ def _drop_rewritten_metric_lines(run_dir: str, metrics: list[str], sizes: dict[s
     `sizes`). Every other line is kept, wherever it is in the file (calc_metrics.py's lines for the
     snapshots that stay), and so are the files of other metrics (the continued run adds nothing to
     them). A line after the state that is not JSON (a write cut by the crash) goes too."""
+    from metrics import metric_main
     same_name_again = next_snapshot_nimg is not None and next_snapshot_nimg // 1000 == resume_kimg
-    real_dir = os.path.realpath(run_dir)
     for metric in metrics:
         name = f'metric-{metric}.jsonl'
         path = os.path.join(run_dir, name)
         if not _METRIC_FILE.fullmatch(name) or not os.path.isfile(path):
             continue
-        with open(path, 'rb') as f:
-            data = f.read()
-        known = min(int(sizes.get(name, 0)), len(data))
-        kept, dropped, offset = [], 0, 0
-        for line in data.splitlines(keepends=True):
-            after_state = offset >= known
-            offset += len(line)
-            try:
-                record = json.loads(line)
-            except ValueError:
-                record = None
-            if not isinstance(record, dict):
-                if after_state and line.strip():
-                    dropped += 1
-                else:
-                    kept.append(line)
-                continue
-            snapshot = record.get('snapshot_pkl')
-            m = _SNAPSHOT_NAME.fullmatch(os.path.basename(snapshot)) if isinstance(snapshot, str) else None
-            if m is not None and os.path.realpath(os.path.join(run_dir, os.path.dirname(snapshot))) == real_dir:
-                kimg = int(m.group(1))
-                if kimg > resume_kimg or (kimg == resume_kimg and same_name_again and after_state):
-                    dropped += 1
-                    continue
-            kept.append(line)
-        if not dropped:
+        with metric_main.metric_files_lock(run_dir):  # calc_metrics.py's appends wait: none is lost
+            _drop_lines_of(run_dir, name, int(sizes.get(name, 0)), resume_kimg, same_name_again)
+
+
+def _drop_lines_of(run_dir: str, name: str, known: int, resume_kimg: int, same_name_again: bool) -> None:
+    """`_drop_rewritten_metric_lines` for the file `name`, `known` bytes of which were there at the state."""
+    path, real_dir = os.path.join(run_dir, name), os.path.realpath(run_dir)
+    with open(path, 'rb') as f:
+        data = f.read()
+    known = min(known, len(data))
+    kept, dropped, offset = [], 0, 0
+    for line in data.splitlines(keepends=True):
+        after_state = offset >= known
+        offset += len(line)
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            if after_state and line.strip():
+                dropped += 1
+            else:
+                kept.append(line)
             continue
-        if kept and not kept[-1].endswith(b'\n'):
-            kept[-1] += b'\n'
-        with dnnlib.util.atomic_write(path, 'wb', 'metric file') as f:
-            f.write(b''.join(kept))
-        log.info('Removed %d line(s) of %s for snapshots the continued run writes again', dropped, name)
+        snapshot = record.get('snapshot_pkl')
+        m = _SNAPSHOT_NAME.fullmatch(os.path.basename(snapshot)) if isinstance(snapshot, str) else None
+        if m is not None and os.path.realpath(os.path.join(run_dir, os.path.dirname(snapshot))) == real_dir:
+            kimg = int(m.group(1))
+            if kimg > resume_kimg or (kimg == resume_kimg and same_name_again and after_state):
+                dropped += 1
+                continue
+        kept.append(line)
+    if not dropped:
+        return
+    if kept and not kept[-1].endswith(b'\n'):
+        kept[-1] += b'\n'
+    with dnnlib.util.atomic_write(path, 'wb', 'metric file') as f:
+        f.write(b''.join(kept))
+    log.info('Removed %d line(s) of %s for snapshots the continued run writes again', dropped, name)
 
 
 def _to_cpu(obj: Any) -> Any:
