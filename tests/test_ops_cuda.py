@@ -709,7 +709,9 @@ def _checked_ops(ba: Any, ufd: Any, fl: Any) -> dict[str, tuple[Callable, _Count
            "upfirdn2d": cuda_kernels.upfirdn2d_fn(ufd, refs["upfirdn2d"]),
            "filtered_lrelu": cuda_kernels.filtered_lrelu_fn(fl, ufd, refs["filtered_lrelu"])}
     grad_args = {"bias_act": (0, 1), "upfirdn2d": (0,), "filtered_lrelu": (0, 3)}
-    return {op: (cuda_kernels.checked(op, fns[op], refs[op], grad_args[op]), refs[op], calls[op]) for op in fns}
+    second = {"bias_act": True, "upfirdn2d": True, "filtered_lrelu": False}  # as cuda_kernels' *_impl ask
+    return {op: (cuda_kernels.checked(op, fns[op], refs[op], grad_args[op], second[op]), refs[op], calls[op])
+            for op in fns}
 
 
 def test_first_use_check_keeps_matching_kernels(emulated, fresh_checks, caplog):
@@ -752,8 +754,15 @@ def test_first_use_check_passes_every_stylegan3_layer(backend, dtype):
         assert ok, (c["name"], why)
     x = (torch.randn([3, 8, 9, 9], generator=gen) * 200).to(backend.device, dtype)
     args = (x, torch.randn([8], generator=gen).to(backend.device, dtype), 1, "lrelu", 0.2, 2 ** 0.5, 256.0)
-    ok, why = cuda_kernels._compare("bias_act", backend.bias_act(), ba_ref, args, (0, 1))
+    ok, why = cuda_kernels._compare("bias_act", backend.bias_act(), ba_ref, args, (0, 1), second_order=True)
     assert ok, why
+    # D's downsampling (filter [1,3,3,1], as R1 takes it through upfirdn2d) and G's upsampling.
+    f = torch.tensor([1.0, 3.0, 3.0, 1.0]).to(backend.device) / 8
+    ufd_fn, ufd_ref = backend.upfirdn2d(), upfirdn2d._upfirdn2d_ref
+    for up, down, pad in (((1, 1), (2, 2), (1, 1, 1, 1)), ((2, 2), (1, 1), (2, 1, 2, 1))):
+        args = (x, f, up, down, pad, False, 4.0 if up[0] == 2 else 1.0)
+        ok, why = cuda_kernels._compare("upfirdn2d", ufd_fn, ufd_ref, args, (0,), second_order=True)
+        assert ok, (up, down, why)
 
 
 @pytest.mark.parametrize("op,func,mode_arg,mode,what", [
@@ -781,6 +790,27 @@ def test_first_use_check_catches_a_wrong_kernel(emulated, fresh_checks, caplog, 
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and f"CUDA kernel of {op} differs" in warnings[0] and what in warnings[0], warnings
     assert "uses the reference" in warnings[0]
+
+
+@pytest.mark.parametrize("act", ["elu", "lrelu"])
+def test_first_use_check_catches_a_wrong_second_derivative(emulated, fresh_checks, caplog, act):
+    """bias_act's second derivative (mode 2 of the kernel, taken by R1 and path-length regularization)
+    wrong: caught where the activation has one (elu); lrelu's is zero and never computed."""
+    x = torch.randn([4, 5, 7, 9], generator=torch.Generator().manual_seed(3))
+    args = (x, torch.randn([5]), 1, act, 0.2, 2 ** 0.5, -1.0)
+    ref = _CountedRef(bias_act._bias_act_ref)
+    fn = cuda_kernels.checked("bias_act", cuda_kernels.bias_act_fn(_Tampered(emulated.ba, "bias_act", 3, 2), ref),
+                              ref, (0, 1), second_order=True)
+    with caplog.at_level("WARNING", logger="torch_utils.ops.cuda_kernels"):
+        fn(*args)
+    warnings = [r.getMessage() for r in caplog.records]
+    if act == "lrelu":
+        assert not warnings and all(cuda_kernels._checked.values())
+    else:
+        assert len(warnings) == 1 and "its second derivative of argument 0 is off" in warnings[0], warnings
+        # Without the second-order check the same kernel passes: its outputs and gradients are right.
+        assert cuda_kernels._compare("bias_act", cuda_kernels.bias_act_fn(_Tampered(emulated.ba, "bias_act", 3, 2),
+                                                                          ref), ref, args, (0, 1)) == (True, "")
 
 
 def test_first_use_check_of_a_kernel_that_fails(emulated, fresh_checks, caplog):

@@ -209,7 +209,7 @@ def bias_act_impl(x: torch.Tensor, ref: Callable) -> Callable[..., torch.Tensor]
     mod = bias_act_plugin.load()
     if mod is None or not _runs(bias_act_plugin, mod, x.device, _probe_bias_act):
         return None
-    return checked("bias_act", bias_act_fn(mod, ref), ref, grad_args=(0, 1))
+    return checked("bias_act", bias_act_fn(mod, ref), ref, grad_args=(0, 1), second_order=True)
 
 
 def _probe_bias_act(mod: Any, device: torch.device) -> None:
@@ -287,7 +287,7 @@ def upfirdn2d_impl(x: torch.Tensor, ref: Callable) -> Callable[..., torch.Tensor
     mod = upfirdn2d_plugin.load()
     if mod is None or not _runs(upfirdn2d_plugin, mod, x.device, _probe_upfirdn2d):
         return None
-    return checked("upfirdn2d", upfirdn2d_fn(mod, ref), ref, grad_args=(0,))
+    return checked("upfirdn2d", upfirdn2d_fn(mod, ref), ref, grad_args=(0,), second_order=True)
 
 
 def _probe_upfirdn2d(mod: Any, device: torch.device) -> None:
@@ -483,11 +483,12 @@ def _rel_l2(got: torch.Tensor, want: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(got - want) / torch.linalg.vector_norm(want).clamp_min(1e-30))
 
 
-def _compare(op: str, fn: Callable, ref: Callable, args: tuple,
-             grad_args: tuple[int, ...]) -> tuple[bool | None, str]:
+def _compare(op: str, fn: Callable, ref: Callable, args: tuple, grad_args: tuple[int, ...],
+             second_order: bool = False) -> tuple[bool | None, str]:
     """(False, why) when the kernel differs from the reference on a few samples of `args` (the
-    output without and with autograd, and the gradients of `grad_args`); (True, "") when it matches;
-    (None, "") when there is nothing to compare (the reference is not finite there)."""
+    output without and with autograd, the gradients of `grad_args`, with `second_order` their
+    derivatives too); (True, "") when it matches; (None, "") when there is nothing to compare (the
+    reference is not finite there)."""
     x = args[0]
     batch_dim_is_data = not (op == "bias_act" and args[2] == 0)  # bias_act along dim 0: keep every row
     xs = x.detach()[:_CHECK_SAMPLES] if batch_dim_is_data and x.ndim > 1 else x.detach()
@@ -503,16 +504,29 @@ def _compare(op: str, fn: Callable, ref: Callable, args: tuple,
                 out[i] = a.requires_grad_(grad and i in grad_args and a.is_floating_point())
         return out
 
-    def grads(y: torch.Tensor, leaves: list, dy: torch.Tensor) -> list[torch.Tensor]:
+    gen = torch.Generator(device=x.device)
+
+    def grads(y: torch.Tensor, leaves: list) -> list[torch.Tensor]:
+        """The gradients of `grad_args` for a random incoming gradient; with `second_order` then also
+        the gradients of (the first of those) . (a random tensor) with respect to the incoming gradient
+        and `grad_args`: what R1 regularization takes through the op."""
         inputs = [leaves[i] for i in grad_args if isinstance(leaves[i], torch.Tensor)]
-        out = torch.autograd.grad(y, inputs, dy.to(y.dtype), allow_unused=True)
-        return [torch.zeros_like(t) if g is None else g for t, g in zip(inputs, out)]
+        dy = torch.randn(y.shape, generator=gen.manual_seed(0), device=x.device).to(y.dtype)
+        dy.requires_grad_(second_order)
+        out = torch.autograd.grad(y, inputs, dy, allow_unused=True, create_graph=second_order)
+        first = [torch.zeros_like(t) if g is None else g for t, g in zip(inputs, out)]
+        if not second_order:
+            return first
+        ddx = torch.randn(inputs[0].shape, generator=gen.manual_seed(1), device=x.device).to(first[0].dtype)
+        out = torch.autograd.grad(first[0], [dy, *inputs], ddx, allow_unused=True) \
+            if first[0].requires_grad else [None] * (1 + len(inputs))
+        second = [torch.zeros_like(t) if g is None else g for t, g in zip([dy, *inputs], out)]
+        return [g.detach() for g in first] + second
 
     with torch.inference_mode(False), torch.enable_grad():
         want_args = leaves(as_float=True, grad=True)
         want = ref(*want_args)
-        dy = torch.randn(want.shape, generator=torch.Generator(device=x.device).manual_seed(0), device=x.device)
-        want_grads = grads(want, want_args, dy)
+        want_grads = grads(want, want_args)
         if not all(bool(torch.isfinite(t).all()) for t in (want, *want_grads)):
             return None, ""
         try:
@@ -522,13 +536,16 @@ def _compare(op: str, fn: Callable, ref: Callable, args: tuple,
             got = fn(*got_args)
             if got.shape != want.shape or got_plain.shape != want.shape:
                 return False, f"its output has shape {tuple(got.shape)}, not {tuple(want.shape)}"
-            got_grads = grads(got, got_args, dy)
+            got_grads = grads(got, got_args)
         except RuntimeError as e:
             lines = str(e).strip().splitlines()
             return False, f"it failed: {lines[-1] if lines else type(e).__name__}"
     tol = _CHECK_TOL.get(x.dtype, 1e-3)
-    names = ["output", "output under autograd"] + [f"gradient of argument {i}" for i in grad_args
-                                                   if isinstance(args[i], torch.Tensor)]
+    tensor_args = [i for i in grad_args if isinstance(args[i], torch.Tensor)]
+    names = ["output", "output under autograd"] + [f"gradient of argument {i}" for i in tensor_args]
+    if second_order:
+        names += ["second derivative through the incoming gradient"] + \
+            [f"second derivative of argument {i}" for i in tensor_args]
     for name, g, w in zip(names, (got_plain, got, *got_grads), (want, want, *want_grads)):
         err = _rel_l2(g, w)
         if not err <= tol:
@@ -536,15 +553,16 @@ def _compare(op: str, fn: Callable, ref: Callable, args: tuple,
     return True, ""
 
 
-def checked(op: str, fn: Callable, ref: Callable, grad_args: tuple[int, ...]) -> Callable[..., torch.Tensor]:
+def checked(op: str, fn: Callable, ref: Callable, grad_args: tuple[int, ...],
+            second_order: bool = False) -> Callable[..., torch.Tensor]:
     """`fn` (a kernel implementation with the signature of `ref`), checked against `ref` on the first
-    call of each configuration; a configuration where it differs runs `ref` (one warning per op
-    and device)."""
+    call of each configuration (with `second_order` its second derivatives too); a configuration
+    where it differs runs `ref` (one warning per op and device)."""
     def run(*args):
         key = _config_key(op, args)
         ok = _checked.get(key)
         if ok is None:
-            ok, why = _compare(op, fn, ref, args, grad_args)
+            ok, why = _compare(op, fn, ref, args, grad_args, second_order)
             if ok is None:  # undecided (values not finite): the kernel runs, the next call checks again
                 return fn(*args)
             _checked[key] = ok
