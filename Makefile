@@ -1,7 +1,12 @@
 # Set-up, tests and demo. Every target creates the virtual environment on first use.
-PYTHON ?= python3
 VENV   ?= .venv
+ifeq ($(OS),Windows_NT)
+PYTHON ?= py -3.11
+PY     := $(VENV)/Scripts/python.exe
+else
+PYTHON ?= python3
 PY     := $(VENV)/bin/python
+endif
 # Pinned so that pip never resolves an unpinned torch (which pulls the multi-GB CUDA build on
 # machines where the CPU wheel is not already local). Override for a CUDA build, e.g.
 #   make setup TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"

@@ -152,7 +152,7 @@ def run_metrics(rank: int, args: dnnlib.EasyDict) -> None:
         from torch_utils import distributed
         distributed.init(rank=None if args.torchrun else rank, world_size=args.num_gpus,
                          init_file=None if args.torchrun else args.init_file,
-                         backend="nccl" if device.type == "cuda" else "gloo")
+                         backend=distributed.default_backend(device.type))
         rank = distributed.get_rank()
     snapshot = legacy.load_network_pkl(args.network_pkl)
     G = snapshot["G_ema"].eval().requires_grad_(False).to(device)

@@ -187,7 +187,11 @@ def check_dest(source: str, dest: str) -> None:
                                f"is kept")
     if os.path.isdir(source):
         src, out = os.path.realpath(source), os.path.realpath(dest)
-        if os.path.commonpath([src, out]) == src:
+        try:
+            inside = os.path.commonpath([src, out]) == src
+        except ValueError:  # on another drive (Windows)
+            inside = False
+        if inside:
             where = "is the source folder" if out == src else f"is inside the source folder {source}"
             raise dnnlib.UserError(f"--dest {dest} {where}: a later run would read the dataset as source images; "
                                    f"write it elsewhere")

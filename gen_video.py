@@ -259,7 +259,7 @@ def _reports_of(output: str, json_path: str | None) -> list[str]:
     if json_path is None:
         own = os.path.splitext(output)[0] + ".json"
         try:
-            with open(own) as f:
+            with open(own, encoding="utf-8") as f:
                 doc = json.load(f)
         except (OSError, ValueError):
             return []
@@ -334,9 +334,10 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
     if os.path.splitext(outdir)[1].lower() == ".mp4":
         raise dnnlib.UserError(f"--pose is a folder, so --output must be a folder for the videos, not {outdir}")
     names, paths = list(by_name), list(by_name.values())
+    lowered = {n.lower() for n in names}  # case-insensitive file systems (Windows, macOS): one file
     summary_path = os.path.join(outdir, SUMMARY_NAME)
     for taken, what in ((SUMMARY_NAME, "the summary"), (SETTINGS_NAME, "the record of the settings")):
-        if (consistency or taken == SETTINGS_NAME) and os.path.splitext(taken)[0] in names:
+        if (consistency or taken == SETTINGS_NAME) and os.path.splitext(taken)[0].lower() in lowered:
             raise dnnlib.UserError(f"A pose named {os.path.splitext(taken)[0]}.pose would overwrite {what} "
                                    f"{taken}; rename it")
     settings_path = os.path.join(outdir, SETTINGS_NAME)
@@ -401,7 +402,7 @@ def _read_figures(json_path: str) -> dict[str, Any] | None:
     """The pose-consistency figures of an earlier render, or None when the file cannot be used
     (then the pose is rendered again)."""
     try:
-        with open(json_path) as f:
+        with open(json_path, encoding="utf-8") as f:
             fig = json.load(f)
     except (OSError, ValueError):
         return None

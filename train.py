@@ -190,7 +190,7 @@ def main(ctx: click.Context, **kwargs) -> None:
                 dnnlib.util.make_dirs(run_dir, 'run folder', exist_ok=False)
                 stack.enter_context(lock_run_dir(run_dir))  # held like a continued run's, until the run ends
             dnnlib.util.write_json(os.path.join(run_dir, 'training_options.json'), c, 'training options')
-            with open(os.path.join(run_dir, 'log.txt'), 'a') as f:
+            with open(os.path.join(run_dir, 'log.txt'), 'a', encoding='utf-8') as f:
                 f.write(summary + '\n')
         launch(c)
 

@@ -372,10 +372,16 @@ def atomic_path(path: str | os.PathLike, what: str = "") -> Iterator[str]:
             _fsync_file(tmp)
         # The mode a new file (or, when the writer made a folder there, a new folder) would get.
         os.chmod(tmp, (0o777 if is_dir else 0o666) & ~_umask())
+        if is_dir and sys.platform == "win32" and os.path.isdir(path):
+            with contextlib.suppress(OSError):  # Windows renames no folder onto another; an empty one can go
+                os.rmdir(path)
         _replace(tmp, path, what)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.remove(tmp)
+            if os.path.isdir(tmp) and not os.path.islink(tmp):
+                shutil.rmtree(tmp)
+            else:
+                os.remove(tmp)
         raise
 
 
@@ -407,7 +413,7 @@ def read_settings(path: str | os.PathLike, outputs: bool = True) -> dict[str, An
     if not outputs or not os.path.isfile(path):
         return {}
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             record = json.load(f)
         if not isinstance(record, dict):
             raise ValueError("not a JSON object")
@@ -624,7 +630,7 @@ class Logger:
     streams see the tee as well, so everything the run prints lands in `file_name`."""
 
     def __init__(self, file_name: str | None = None, file_mode: str = "w", should_flush: bool = True):
-        self.file = open(file_name, file_mode) if file_name is not None else None
+        self.file = open(file_name, file_mode, encoding="utf-8") if file_name is not None else None
         self.should_flush = should_flush
         self.stdout = sys.stdout
         self.stderr = sys.stderr
@@ -745,7 +751,7 @@ def _sha256_file(path: str) -> str:
 def _valid_cache_entry(data_path: str, ok_path: str) -> bool:
     """A cache entry counts only when its marker exists and size and hash still match."""
     try:
-        with open(ok_path) as f:
+        with open(ok_path, encoding="utf-8") as f:
             size_str, digest = f.read().split()
         return os.path.getsize(data_path) == int(size_str) and _sha256_file(data_path) == digest
     except (OSError, ValueError):

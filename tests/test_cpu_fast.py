@@ -179,18 +179,27 @@ def test_build_targets_this_cpu():
     assert f"-DSIGNSTYLEGAN_CPU={cpu_kernels.cpu_fingerprint()}" in flags
 
 
+def _clang() -> str | None:
+    return next((c for c in ("clang++", *(f"clang++-{v}" for v in range(20, 10, -1))) if shutil.which(c)), None)
+
+
 @needs_kernel
 @pytest.mark.skipif(sys.platform == "win32", reason="the stand-in compiler is a shell script")
-def test_portable_build_for_a_compiler_without_openmp(monkeypatch, caplog):
+@pytest.mark.parametrize("compiler", ["default", "clang"])
+def test_portable_build_for_a_compiler_without_openmp(monkeypatch, caplog, compiler):
     """A compiler that refuses -fopenmp and -march=native (as Apple clang does): the plugin builds
     with its fallback settings (one log line), and that build, threaded by the kernel itself, equals
-    the reference on a StyleGAN3 layer whose planes are split over two threads."""
+    the reference on a StyleGAN3 layer whose planes are split over two threads. With clang too (the
+    compiler of macOS), where one is installed."""
+    real = shutil.which(os.environ.get("CXX", "c++")) if compiler == "default" else _clang()
+    if real is None:
+        pytest.skip("needs clang (as on macOS); none is installed here")
     # The stand-in compiler lives in the build root under a fixed name, so that its build is cached
     # like any other (the compiler is part of a build's hash); the build takes minutes once.
     script = ("#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in -fopenmp|-march=native)\n"
               "  echo \"cxx: error: unsupported option '$a'\" >&2; exit 1;; esac; done\n"
-              f"exec {shutil.which(os.environ.get('CXX', 'c++'))} \"$@\"\n")
-    fake = os.path.join(custom_ops._build_root(), "cxx-without-openmp")
+              f"exec {real} \"$@\"\n")
+    fake = os.path.join(custom_ops._build_root(), "cxx-without-openmp" + ("" if compiler == "default" else "-clang"))
     os.makedirs(os.path.dirname(fake), exist_ok=True)
     if not os.path.isfile(fake) or open(fake).read() != script:
         with open(fake + ".tmp", "w") as f:

@@ -105,6 +105,17 @@ def test_cuda_plugin_without_cuda_is_unavailable(src_dir):
     assert "CUDA" in plugin.unavailable_reason()
 
 
+def test_cpu_plugin_on_windows_says_why_it_is_unavailable(monkeypatch, src_dir, caplog):
+    # torch builds with MSVC on Windows, which has none of the GCC/clang vector extensions the kernel
+    # uses: one plain reason, no build tried (not "no C++ compiler (c++) found").
+    monkeypatch.setattr(sys, "platform", "win32")
+    plugin = custom_ops.Plugin("windows_cpu", ["good.cpp"], source_dir=str(src_dir), kind="cpu")
+    with caplog.at_level("WARNING", logger="torch_utils.custom_ops"):
+        assert plugin.load() is None
+    assert plugin.error == "the CPU kernels need GCC or clang, which torch does not build with on Windows"
+    assert len(caplog.records) == 1
+
+
 def test_import_builds_nothing():
     code = ("import sys; sys.path.insert(0, %r); import torch_utils.custom_ops as c; "
             "import torch_utils.ops; print(all(p._module is None for p in c._plugins.values()))" % REPO)

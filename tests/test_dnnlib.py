@@ -126,6 +126,14 @@ def test_atomic_path_moves_a_folder_onto_an_empty_folder(tmp_path):
         os.mkdir(tmp)
         open(os.path.join(tmp, "img.png"), "wb").close()
     assert os.listdir(dest) == ["img.png"]
+    # A writer that made its folder and then failed leaves nothing (the folder is removed, contents and all).
+    with pytest.raises(RuntimeError):
+        with util.atomic_path(tmp_path / "other") as tmp:
+            os.remove(tmp)
+            os.mkdir(tmp)
+            open(os.path.join(tmp, "img.png"), "wb").close()
+            raise RuntimeError("the conversion failed")
+    assert sorted(os.listdir(tmp_path)) == ["dataset"]
 
 
 def test_cli_main_turns_user_error_into_click_error():

@@ -354,6 +354,21 @@ def test_folder_of_poses_refusals(models, data_dir, tmp_path):
     assert result.exit_code == 1 and "not a folder" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("name, flags", [("render-settings", []), ("Render-Settings", []),
+                                         ("POSE-consistency", ["--consistency"])])
+def test_pose_named_like_the_folder_records_refused(models, data_dir, tmp_path, name, flags):
+    # Its video's files would overwrite the settings record or the summary; on a case-insensitive
+    # file system (Windows, macOS) also when the case differs.
+    poses = tmp_path / "poses"
+    poses.mkdir()
+    write_pose(pose_slice(load_pose(data_dir / "testing-original.pose"), range(4)), str(poses / f"{name}.pose"))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run([f"--pose={poses}", f"--output={out / 'r'}", f"--network={models['network']}",
+                  f"--lstm={models['lstm']}", "--device=cpu", *flags])
+    assert_refused(result, out, "would overwrite", "rename it")
+
+
 def test_consistency_without_mediapipe_refused_before_rendering(models, data_dir, tmp_path, monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "pose_format.utils.holistic", None)  # as if MediaPipe were not installed

@@ -59,8 +59,9 @@ def _build_root() -> str:
 
 def _find_nvcc() -> str | None:
     cuda_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
-    if cuda_home and os.path.isfile(os.path.join(cuda_home, "bin", "nvcc")):
-        return os.path.join(cuda_home, "bin", "nvcc")
+    exe = "nvcc.exe" if sys.platform == "win32" else "nvcc"
+    if cuda_home and os.path.isfile(os.path.join(cuda_home, "bin", exe)):
+        return os.path.join(cuda_home, "bin", exe)
     return shutil.which("nvcc")
 
 
@@ -159,6 +160,8 @@ class Plugin:
             if _find_nvcc() is None:
                 return "nvcc not found (install the CUDA toolkit or set CUDA_HOME)"
         else:
+            if sys.platform == "win32":  # torch builds with MSVC there, which lacks the vector extensions used
+                return "the CPU kernels need GCC or clang, which torch does not build with on Windows"
             cxx = os.environ.get("CXX", "c++")
             if shutil.which(cxx) is None:
                 return f"no C++ compiler ({cxx}) found"

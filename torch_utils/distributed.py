@@ -38,13 +38,21 @@ def init(rank: int | None = None, world_size: int | None = None, init_file: str 
     if world_size <= 1:
         return
     if backend is None:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = default_backend("cuda" if torch.cuda.is_available() else "cpu")
     if init_file is not None:
         init_method = "file://" + os.path.abspath(init_file)
     else:
         init_method = "env://"
     torch.distributed.init_process_group(backend=backend, init_method=init_method, rank=rank, world_size=world_size,
                                          timeout=datetime.timedelta(minutes=timeout_minutes))
+
+
+def default_backend(device_type: str) -> str:
+    """The process-group backend for tensors on `device_type`: NCCL for CUDA where torch has it (not on
+    Windows), else gloo."""
+    if device_type == "cuda" and torch.distributed.is_nccl_available():
+        return "nccl"
+    return "gloo"
 
 
 def deinit() -> None:

@@ -296,7 +296,7 @@ def continuation_config(opts: dnnlib.EasyDict, given: set[str]) -> dnnlib.EasyDi
         raise dnnlib.UserError(f'--resume={run_dir} is a folder but not a training run (no training_options.json); '
                                f'give a run folder or a network pickle')
     try:
-        with open(options_path) as f:
+        with open(options_path, encoding='utf-8') as f:
             c = json.load(f, object_hook=dnnlib.EasyDict)
     except ValueError as e:
         raise dnnlib.UserError(f'{options_path} is not valid JSON: {e}') from None
@@ -391,9 +391,13 @@ def _exit_with(parent_pid: int, interval: float = 0.5) -> None:
     that polls the parent's id; the process exits as after SIGKILL, which atomic writes survive.)"""
     import threading
 
+    import psutil
+
     def watch() -> None:
         while True:
-            if os.getppid() != parent_pid:
+            # Where a dead parent's process is re-parented (POSIX) the parent's id changes; on Windows it
+            # does not, and the process is gone instead.
+            if os.getppid() != parent_pid or not psutil.pid_exists(parent_pid):
                 os._exit(1)
             time.sleep(interval)
 
@@ -430,7 +434,7 @@ def _run_process(rank: int, c: dnnlib.EasyDict, temp_dir: str | None, parent_pid
     except dnnlib.UserError as e:
         if temp_dir is None:
             raise
-        with open(_error_file(temp_dir, rank), 'w') as f:
+        with open(_error_file(temp_dir, rank), 'w', encoding='utf-8') as f:
             f.write(str(e))
         raise SystemExit(1) from None
     finally:
@@ -453,7 +457,7 @@ def launch(c: dnnlib.EasyDict) -> None:
             except torch.multiprocessing.ProcessExitedException:
                 for rank in range(c.num_gpus):
                     if os.path.exists(_error_file(temp_dir, rank)):
-                        with open(_error_file(temp_dir, rank)) as f:
+                        with open(_error_file(temp_dir, rank), encoding='utf-8') as f:
                             raise dnnlib.UserError(f.read()) from None
                 raise
 

@@ -330,11 +330,11 @@ class RunLog:
             return
         path = os.path.join(run_dir, 'stats.jsonl')
         if truncate_stats_to is None:
-            self.stats_jsonl = open(path, 'wt')
+            self.stats_jsonl = open(path, 'wt', encoding='utf-8')
         else:
             if os.path.exists(path):
                 os.truncate(path, min(truncate_stats_to, os.path.getsize(path)))
-            self.stats_jsonl = open(path, 'at')
+            self.stats_jsonl = open(path, 'at', encoding='utf-8')
         try:
             from torch.utils import tensorboard
             self.tfevents = tensorboard.SummaryWriter(run_dir, purge_step=purge_step)
