@@ -111,6 +111,12 @@ def test_resume_with_moved_pairs(setup, tmp_path):
     pose_lstm.train_pose_lstm(options(setup, tmp_path / "run", steps=3, pairs=str(pairs)), progress=False)
     moved = tmp_path / "moved-pairs"
     pairs.rename(moved)
+    with pytest.raises(dnnlib.UserError, match=f"The run's pairs folder {pairs} is not there; if it moved, pass "
+                                               f"--pairs=<its new place>"):
+        pose_lstm.train_pose_lstm(options(setup, tmp_path / "run", resume=True, pairs=None), progress=False)
+    with pytest.raises(dnnlib.UserError, match="is not there either"):
+        pose_lstm.train_pose_lstm(options(setup, tmp_path / "run", resume=True, pairs=str(tmp_path / "typo")),
+                                  progress=False)
     res = pose_lstm.train_pose_lstm(options(setup, tmp_path / "run", resume=True, pairs=str(moved)), progress=False)
     assert res["step"] == 6
     assert torch.load(tmp_path / "run" / "lstm.pt", weights_only=True)["config"]["pairs"] == str(moved)
@@ -361,6 +367,22 @@ def test_mismatched_pairs_refused(setup, tmp_path):
         pose_lstm.load_pairs(setup["pairs"], spec, setup["G"].w_dim + 1, setup["G"].num_ws)
     with pytest.raises(dnnlib.UserError, match="No pairs"):
         pose_lstm.load_pairs(str(tmp_path), spec, setup["G"].w_dim, setup["G"].num_ws)
+
+
+def test_pairs_of_another_generator_refused(setup, tmp_path):
+    # make_animations.py records the generator that rendered the walks: an LSTM trained on them learns
+    # that generator's latents, so training it for another one is refused (same shapes or not).
+    pairs = tmp_path / "pairs"
+    shutil.copytree(setup["pairs"], pairs)
+    other = pose_lstm.generator_identity(tiny_generator(seed=1, resolution=16))["hash"]
+    dnnlib.util.write_json(str(pairs / "walks.json"), {"generator": other, "trunc": 1.0}, "settings")
+    with pytest.raises(dnnlib.UserError, match=f"rendered by another generator .*hash {other[:12]} in walks.json"):
+        pose_lstm.train_pose_lstm(options(setup, tmp_path / "run", pairs=str(pairs)), progress=False)
+    assert not (tmp_path / "run").exists()
+    own = pose_lstm.generator_identity(setup["G"])["hash"]
+    dnnlib.util.write_json(str(pairs / "walks.json"), {"generator": own, "trunc": 1.0}, "settings")
+    pose_lstm.train_pose_lstm(options(setup, tmp_path / "run", pairs=str(pairs), steps=2), progress=False)
+    assert (tmp_path / "run" / "lstm.pt").is_file()
 
 
 def test_cli_bad_input_is_one_line(setup, tmp_path):

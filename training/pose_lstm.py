@@ -176,6 +176,23 @@ def make_pair(name: str, pose, ws: np.ndarray, spec: pose_features.FeatureSpec, 
     return Pair(name=name, feats=feats, ws=ws, valid=valid)
 
 
+PAIRS_RECORD = "walks.json"  # utils/make_animations.py's record of the generator and settings of its walks
+
+
+def check_pairs_generator(dirname: str, generator_hash: str, network: str) -> None:
+    """UserError when `dirname`'s record (`walks.json`) says its walks were rendered by another
+    generator than the one whose weights hash to `generator_hash` (a folder without a record, of
+    pairs made by another tool, is not checked)."""
+    if not os.path.isdir(dirname):
+        return  # load_pairs says so
+    made_by = dnnlib.util.read_settings(os.path.join(dirname, PAIRS_RECORD)).get("generator")
+    if made_by is not None and made_by != generator_hash:
+        raise dnnlib.UserError(f"The pairs in {dirname} were rendered by another generator than {network} (parameter "
+                               f"hash {str(made_by)[:12]} in {PAIRS_RECORD}, {network} has {generator_hash[:12]}): "
+                               f"an LSTM learns the latents of the generator that rendered its pairs; pass that "
+                               f"network, or make pairs with this one (utils/make_animations.py)")
+
+
 def load_pairs(dirname: str, spec: pose_features.FeatureSpec, w_dim: int, num_ws: int,
                progress: bool | None = None) -> list[Pair]:
     """Every `name.pose` + `name.npy` in `dirname` (sorted by name) as Pairs.
@@ -806,6 +823,19 @@ def _merge_resume_config(opts: TrainOptions, saved: dict[str, Any]) -> TrainOpti
     return merged
 
 
+def _check_run_inputs_are_there(opts: TrainOptions, given: TrainOptions) -> None:
+    """On resume: UserError naming the option to give when a folder or file of the run (`opts`, merged
+    from the checkpoint and the options `given`) is not there."""
+    for key, what in (("pairs", "pairs folder"), ("val", "folder of real poses"), ("network", "network")):
+        path = getattr(opts, key)
+        if not path or (key == "network" and dnnlib.util.is_url(path)) or os.path.exists(path):
+            continue
+        theirs = getattr(given, key)
+        also = f" (--{key}={theirs} is not there either)" if theirs and theirs != path else ""
+        raise dnnlib.UserError(f"The run's {what} {path} is not there{also}; if it moved, pass "
+                               f"--{key}=<its new place>")
+
+
 def train_pose_lstm(opts: TrainOptions, progress: bool | None = None) -> dict[str, Any]:
     """Train (or, with `opts.resume`, continue training) a pose LSTM; see the module docstring.
 
@@ -834,7 +864,8 @@ def _train(opts: TrainOptions, progress: bool | None, folder: contextlib.ExitSta
             raise dnnlib.UserError(f"{ckpt_path} not found: the run in {opts.outdir} stopped before its first "
                                    f"checkpoint (or never started there); start it again without --resume")
         resumed = read_checkpoint(ckpt_path)
-        opts = _merge_resume_config(opts, resumed["config"])
+        opts, given = _merge_resume_config(opts, resumed["config"]), opts
+        _check_run_inputs_are_there(opts, given)
     opts.check()
     if resumed is not None and int(resumed["step"]) >= opts.steps:  # nothing to train: write nothing
         return {"step": int(resumed["step"]), "checkpoint": ckpt_path, "nothing_to_do": True}
@@ -851,6 +882,7 @@ def _train(opts: TrainOptions, progress: bool | None, folder: contextlib.ExitSta
     else:
         spec = pose_features.make_feature_spec()
 
+    check_pairs_generator(opts.pairs, identity["hash"], opts.network)
     pairs = load_pairs(opts.pairs, spec, identity["w_dim"], identity["num_ws"], progress=progress)
     train_pairs, val_pairs = split_pairs(pairs, opts.val_fraction, opts.seed)
     log.info("%d training pairs (%d frames), %d validation pairs", len(train_pairs),
@@ -964,7 +996,7 @@ def _train(opts: TrainOptions, progress: bool | None, folder: contextlib.ExitSta
                 if picture is not None:
                     writer.add_image("Preview", picture, step, dataformats="HWC")
                 writer.flush()
-            with open(stats_path, "a") as f:
+            with open(stats_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(result) + "\n")
             score = result.get("val_mae" if opts.best_by == "val_mae" else "consistency/score")
             if score is not None and score < best:
@@ -991,7 +1023,7 @@ def _truncate_stats(path: str, step: int) -> None:
         except ValueError:
             return math.inf  # not a whole line: dropped
 
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         lines = [line for line in f if line.strip()]
     keep = [line for line in lines if step_of(line) <= step]
     if len(keep) != len(lines):

@@ -29,6 +29,7 @@ import click  # noqa: E402
 import numpy as np  # noqa: E402
 
 import dnnlib  # noqa: E402
+from training.pose_lstm import PAIRS_RECORD  # noqa: E402
 from utils import video_io  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def walk_ws(G, seed: int, index: int, frames: tuple[int, int], keyframe_every: i
     return make_walk(keys, kind="cubic", loop=False)(np.arange(num_frames) / keyframe_every)
 
 
-SETTINGS_FILE = "walks.json"
+SETTINGS_FILE = PAIRS_RECORD  # walks.json: train_pose_lstm.py checks its generator too
 _BUSY = "is being written by another make_animations.py; wait for it to end, or use another --outdir"
 DEFAULT_SETTINGS = {"frames": [60, 240], "truncation_psi": 1.0, "fps": 25.0, "keyframe_every": 30}
 
