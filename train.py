@@ -16,8 +16,8 @@
 
 `--resume=<pickle or URL>` copies the weights by name into the networks built from the options
 (fine-tuning; published pickles work). `--resume=<run folder>` continues that run from its last
-saved training state with the options in its `training_options.json`: only `--kimg` (raised) and
-`--workers` may be given anew. Loading a pickle runs code stored in it: use trusted files only.
+saved training state with the options in its `training_options.json`: only `--kimg` (raised),
+`--workers` and `--data` (the run's dataset at a new place) may be given anew. Loading a pickle runs code stored in it: use trusted files only.
 Multi-machine runs need the dataset on every machine (and, to continue a run, its folder).
 """
 
@@ -90,7 +90,7 @@ class GridSize(click.ParamType):
         return [cols, rows]
 
 
-@click.command()
+@click.command(epilog=__doc__.split('\n\n', 1)[1] if __doc__ else None)
 @click.option('--outdir', help='Where to make the run folder', metavar='DIR', type=str)
 @click.option('--cfg', help='Base configuration', type=click.Choice(CONFIGS))
 @click.option('--data', help='Training data (zip or folder made by dataset_tool.py)', metavar='[ZIP|DIR]', type=str)
@@ -151,8 +151,11 @@ class GridSize(click.ParamType):
 @click.pass_context
 @dnnlib.util.cli_main
 def main(ctx: click.Context, **kwargs) -> None:
-    """Train a StyleGAN2/StyleGAN3 generator; see the module docstring for examples."""
+    """Train a StyleGAN2/StyleGAN3 generator (the options and defaults of the published train.py)."""
     opts = dnnlib.EasyDict(kwargs)
+    if opts.resume is not None and not dnnlib.util.is_url(opts.resume) and not os.path.exists(opts.resume):
+        raise dnnlib.UserError(f'--resume={opts.resume} not found: give a run folder to continue, or a network '
+                               f'pickle (a path or URL) to fine-tune from')
     given = {name for name in kwargs
              if ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)}
     is_rank0 = int(os.environ.get('RANK', '0')) == 0

@@ -67,13 +67,16 @@ def cli_main(fn: Callable) -> Callable:
     """Decorator for click command functions: `UserError` becomes a one-line click error
     (exit status 1) instead of a traceback, and so do a storage that cannot take the output (a full
     disk, a quota, a file too large for the file system) and running out of memory (settings too
-    large for the machine), which no code can mend. Other exceptions are real bugs and propagate."""
+    large for the machine), which no code can mend. Other exceptions are real bugs and propagate.
+    SIGTERM (`kill`, `timeout`, a batch scheduler's stop) ends the command as Ctrl-C does: the stack
+    unwinds, so partial outputs are removed, and the exit status is 143 (128 + SIGTERM)."""
     import click
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with _terminate_as_exit():
+                return fn(*args, **kwargs)
         except UserError as e:
             raise click.ClickException(str(e)) from None
         except (MemoryError, RuntimeError) as e:
@@ -89,6 +92,26 @@ def cli_main(fn: Callable) -> Callable:
             raise click.ClickException(f"{e.strerror or os.strerror(e.errno)}{where}; "
                                        f"{NO_ROOM_ERRNOS[e.errno]}") from None
     return wrapper
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM raises SystemExit(143) in the main thread for the block (where SIGTERM was left to its
+    default, which kills the process without unwinding); the earlier handler comes back after it."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def is_out_of_memory(e: BaseException) -> bool:

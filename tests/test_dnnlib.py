@@ -465,3 +465,23 @@ def test_exclusive_lock_refuses_or_waits(tmp_path):
     killed.wait(timeout=60)
     with util.exclusive_lock(lock, "busy"):
         pass
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM cannot be caught on Windows")
+def test_sigterm_removes_the_partial_output(tmp_path):
+    # `kill`, `timeout` and batch schedulers stop a job with SIGTERM: the command unwinds as after Ctrl-C,
+    # so the atomic writer's temporary goes and the final name never appears.
+    script = ("import sys, time, click; sys.path.insert(0, sys.argv[1]); from dnnlib import util\n"
+              "@click.command()\n@util.cli_main\ndef main():\n"
+              "    with util.atomic_path(sys.argv[2]) as tmp:\n"
+              "        open(tmp, 'wb').write(b'partial'); print('writing', flush=True); time.sleep(60)\n"
+              "main(sys.argv[3:])\n")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-c", script, repo, str(tmp_path / "out.mp4")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    assert len(os.listdir(tmp_path)) == 1  # the temporary
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    assert os.listdir(tmp_path) == []

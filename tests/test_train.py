@@ -186,6 +186,9 @@ def test_resume_run_dir_refuses_other_options(sg3t_run):
     assert_one_line_error(result, 'raised')
     result = invoke(f'--resume={sg3t_run.parent}')
     assert_one_line_error(result, 'training_options.json')
+    # A run folder that is not there (a typo) is named as such, not taken for a new run missing options.
+    result = invoke(f'--resume={sg3t_run}-typo/')
+    assert_one_line_error(result, f'--resume={sg3t_run}-typo/ not found: give a run folder to continue')
 
 
 def test_continue_a_run_whose_dataset_moved(sg3t_run, tiny_zip, signer64_zip, tmp_path):

@@ -308,8 +308,8 @@ def continuation_config(opts: dnnlib.EasyDict, given: set[str]) -> dnnlib.EasyDi
     for name in sorted(given - set(CONTINUE_OPTIONS) - ({'data'} if moved else set())):
         if not _same(opts[name], cli.get(name)):
             raise dnnlib.UserError(f'--{name.replace("_", "-")}={opts[name]} differs from the run\'s '
-                                   f'{cli.get(name)}: a continued run keeps its options (only --kimg may be raised '
-                                   f'and --workers changed)')
+                                   f'{cli.get(name)}: a continued run keeps its options (only --kimg may be raised, '
+                                   f'--workers changed and --data given if the dataset moved)')
     if 'kimg' in given:
         if opts.kimg < c.total_kimg:
             raise dnnlib.UserError(f'--kimg={opts.kimg} is less than the run\'s {c.total_kimg:g}; '
