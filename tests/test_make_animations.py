@@ -142,14 +142,16 @@ def test_record_of_a_run_without_walks_is_disregarded(network, tmp_path):
         make_animations.render_walks(pkl, out, 2, frames=(5, 6), keyframe_every=2, device="cpu", progress=False)
 
 
-def test_two_processes_on_one_folder_of_walks(network, tmp_path):
+def test_two_processes_on_one_folder_of_walks(network, tmp_path, caplog):
     # A second process on the folder is refused at once: two runs started together would each pass the
-    # settings check and mix walks of different settings.
+    # settings check and mix walks of different settings. It says nothing of rendering before it stops.
     _, pkl = network
     out = str(tmp_path / "pairs")
-    with dnnlib.util.writing_folder(out, "is busy"):
+    make_animations.render_walks(pkl, out, 1, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
+    with dnnlib.util.writing_folder(out, "is busy"), caplog.at_level("INFO"):
         with pytest.raises(dnnlib.UserError, match="is being written by another make_animations.py"):
-            make_animations.render_walks(pkl, out, 1, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
+            make_animations.render_walks(pkl, out, 2, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
+        assert not [r for r in caplog.records if "rendering the other" in r.getMessage()], caplog.text
         with pytest.raises(dnnlib.UserError, match="is being written by another make_animations.py"):
             make_animations.estimate_poses(out, progress=False)
     make_animations.render_walks(pkl, out, 1, frames=(3, 4), keyframe_every=2, device="cpu", progress=False)
@@ -166,6 +168,10 @@ def test_adding_walks_takes_the_folders_settings(network, tmp_path):
                                  device="cpu", progress=False)
     result = CliRunner().invoke(make_animations.main, [f"--outdir={out}", "--num=3", "--render-only", "--device=cpu"])
     assert result.exit_code == 0, result.output
+    assert f"3 walks of --seed=0 in {out} (3 in all)" in result.output
+    result = CliRunner().invoke(make_animations.main, [f"--outdir={out}", "--num=1", "--seed=5", "--render-only",
+                                                       "--device=cpu"])
+    assert f"1 walk of --seed=5 in {out} (4 in all)" in result.output, result.output
     for i in (1, 2):
         ws = np.load(os.path.join(out, make_animations.walk_name(0, i) + ".npy"))
         expected = make_animations.walk_ws(G, 0, i, (3, 4), keyframe_every=2, truncation_psi=0.7)

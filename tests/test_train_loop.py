@@ -3,6 +3,7 @@ streams, and the metric hook of a snapshot."""
 
 import contextlib
 import json
+import os
 import pathlib
 
 import numpy as np
@@ -321,3 +322,26 @@ def test_conditional_training_uses_the_labels(tmp_path, one_thread):
     assert snapshot['G'].c_dim == 2 and snapshot['D'].c_dim == 2
     stats = [json.loads(line) for line in (tmp_path / 'run' / 'stats.jsonl').read_text().splitlines()]
     assert stats[-1]['Progress/kimg']['mean'] == pytest.approx(0.008)
+
+
+def test_more_workers_than_cpus_are_capped(tmp_path, one_thread, monkeypatch, caplog):
+    # The published default, --workers=3, on a machine with fewer CPUs (here: 1): one worker per CPU,
+    # without torch's warning about too many worker processes.
+    import warnings
+
+    import train
+    from training import launcher
+    folder = _labelled_folder(tmp_path, n=8)
+    opts = dnnlib.EasyDict(train.main.make_context('train.py', [
+        '--outdir', str(tmp_path), '--cfg=stylegan2', f'--data={folder}', '--gpus=1', '--batch=4', '--gamma=1',
+        '--cbase=256', '--cmax=16', '--kimg=0.004', '--metrics=none', '--grid=2x2', '--snap=10']).params)
+    c, _desc, _ds = launcher.build_config(opts)
+    assert c.data_loader_kwargs.num_workers == 3
+    c.run_dir = str(tmp_path / 'run')
+    pathlib.Path(c.run_dir).mkdir()
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0}, raising=False)
+    with warnings.catch_warnings(), caplog.at_level('INFO', logger='training.training_loop'):
+        warnings.filterwarnings('error', message='.*worker')
+        tl.training_loop(**c)
+    assert 'Loading data with 1 worker processes, one per CPU (--workers=3 asks for more)' in caplog.text
+    assert (tmp_path / 'run' / 'network-snapshot-000000.pkl').is_file()

@@ -118,8 +118,6 @@ def render_walks(network: str | None, outdir: str, num: int, frames: tuple[int, 
     names = [walk_name(seed, i) for i in range(num)]
     todo = [i for i, name in enumerate(names)
             if not all(os.path.isfile(os.path.join(outdir, name + ext)) for ext in (".mp4", ".npy"))]
-    if len(todo) < num:
-        log.info("%d of %d walks exist in %s; rendering the other %d", num - len(todo), num, outdir, len(todo))
     if not todo:
         return names
     dev = misc.get_device(device)
@@ -133,6 +131,8 @@ def render_walks(network: str | None, outdir: str, num: int, frames: tuple[int, 
     with dnnlib.util.writing_folder(outdir, _BUSY):  # one process at a time: two would mix their settings
         _check_settings(outdir, {k: v for k, v in settings.items() if k != "network"})  # again, locked
         dnnlib.util.write_json(os.path.join(outdir, SETTINGS_FILE), settings, "settings")
+        if len(todo) < num:
+            log.info("%d of %d walks exist in %s; rendering the other %d", num - len(todo), num, outdir, len(todo))
         log.info(describe_render_path(G, dev, batch, desc))
         for i in tqdm(todo, desc="rendering walks", unit="walk", disable=None if progress is None else not progress):
             base = os.path.join(outdir, names[i])
@@ -155,8 +155,6 @@ def estimate_poses(outdir: str, progress: bool | None = None) -> list[str]:
         raise dnnlib.UserError(f"Video folder not found: {outdir}")
     with dnnlib.util.writing_folder(outdir, _BUSY):
         res = estimate_folder_poses(outdir, outdir, progress=progress)
-    if res["kept"] and res["written"]:
-        log.info("%d videos in %s had poses; estimated %d", len(res["kept"]), outdir, len(res["written"]))
     raise_for_failures(res)
     return res["written"]
 
@@ -166,9 +164,12 @@ def estimate_poses(outdir: str, progress: bool | None = None) -> list[str]:
 @click.option("--network", metavar="PATH|URL",
               help="Generator pickle (trusted files only)  [default: the one of the walks in --outdir]")
 @click.option("--outdir", required=True, metavar="DIR", help="Folder of pairs (name.mp4, name.npy, name.pose)")
-@click.option("--num", type=int, default=None, help="Number of walks to render (needed unless --estimate-only)")
+@click.option("--num", type=int, default=None,
+              help="Walks of this --seed to have in --outdir: those there are kept, the rest rendered (needed "
+                   "unless --estimate-only)")
 @click.option("--frames", metavar="MIN-MAX",
-              help="Frames per walk  [default: 60-240, or the setting of the walks in --outdir; so for the next three]")
+              help="Frames per walk  [default: 60-240, or the value in --outdir's walks.json; likewise --trunc, "
+                   "--fps and --keyframe-every]")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed of the walks")
 @click.option("--trunc", "truncation_psi", type=dnnlib.util.finite_float(), help="Truncation psi  [default: 1]")
 @click.option("--fps", type=dnnlib.util.finite_float(), help="Frame rate of the videos  [default: 25]")
@@ -198,10 +199,11 @@ def main(network: str | None, outdir: str, num: int | None, frames: str | None, 
             require_estimator()
         names = render_walks(network, outdir, num, None if frames is None else parse_frames(frames), seed,
                              truncation_psi, fps, keyframe_every, batch, device, precision=precision)
-        click.echo(f"{len(names)} walks in {outdir}")
+        total = len([n for n in os.listdir(outdir) if n.startswith("walk") and n.endswith(".npy")])
+        click.echo(f"{len(names)} walk{'' if len(names) == 1 else 's'} of --seed={seed} in {outdir} ({total} in all)")
     if not render_only:
         done = estimate_poses(outdir)
-        click.echo(f"Estimated {len(done)} poses in {outdir}")
+        click.echo(f"Estimated {len(done)} pose{'' if len(done) == 1 else 's'} in {outdir}")
 
 
 if __name__ == "__main__":
