@@ -5,7 +5,8 @@
     python train_pose_lstm.py --outdir=lstm-run --resume --steps=40000   # continue a run with its own options
 
 Writes `<outdir>/lstm.pt` (latest state: resumes exactly with `--resume`, and is what
-`gen_video.py --lstm` reads), `<outdir>/lstm-best.pt` (lowest validation MAE), `stats.jsonl`,
+`gen_video.py --lstm` reads), `<outdir>/lstm-best.pt` (lowest validation MAE, or with `--best-by=consistency` the best pose
+consistency), `stats.jsonl`,
 TensorBoard logs and `preview-<step>.png` with each validation (poses next to G's renders of the
 LSTM's latents). See `training/pose_lstm.py`.
 """
@@ -50,7 +51,8 @@ import dnnlib
 @click.option("--preview-frames", type=click.IntRange(min=0), default=8, show_default=True,
               help="Frames shown in preview-<step>.png, written with each validation (0: none)")
 @click.option("--resume", is_flag=True, help="Continue the run in --outdir from its lstm.pt, with its options "
-              "(a different --best-by is taken; other run options given are kept from the run, with a warning)")
+              "(a different --best-by is taken, and so are --pairs, --val and --network where the run's have "
+              "moved; other run options given are kept from the run, with a warning)")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
 @click.pass_context

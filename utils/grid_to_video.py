@@ -176,8 +176,8 @@ def split_grid(image: np.ndarray, rows: int, cols: int, tolerance: int = 8) -> l
 
 @click.command()
 @click.option("--input", "input_path", help="Grid image (PNG, JPEG, ...)", metavar="FILE", required=True)
-@click.option("--rows", help="Tiles per column", type=click.IntRange(min=1), required=True)
-@click.option("--cols", help="Tiles per row", type=click.IntRange(min=1), required=True)
+@click.option("--rows", help="Rows of tiles in the grid", type=click.IntRange(min=1), required=True)
+@click.option("--cols", help="Columns of tiles in the grid", type=click.IntRange(min=1), required=True)
 @click.option("--output", help="Video to write (.mp4)", metavar="FILE", required=True)
 @click.option("--fps", help="Frame rate of the video", type=dnnlib.util.finite_float(min=0, min_open=True),
               default=25.0,
