@@ -143,6 +143,14 @@ def _default_file_mode() -> int:
     return 0o666 & ~_umask()
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS tells it, as under taskset or a batch
+    scheduler's allocation; else all of the machine's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def list_files(folder: str | os.PathLike, extensions: Iterable[str]) -> list[str]:
     """Paths of the files in `folder` (not its subfolders) whose extension is one of `extensions`
     (compared in lower case: '.pose' takes a.POSE too), sorted by name. Hidden files are left out:

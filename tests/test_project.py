@@ -4,6 +4,7 @@ session kit stages what a device machine needs.
 No Docker engine runs on the CI machine, so the Dockerfile is checked by parsing it, not by building it."""
 
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -81,3 +82,14 @@ def test_gpu_session_kit_stages_what_the_device_needs(repo_dir, shared_dir, tmp_
     assert len(ds) == 64 and ds.image_shape == [3, 256, 256]
     res = subprocess.run(["bash", "bench/gpu_session.sh"], cwd=repo_dir, capture_output=True, text=True)
     assert res.returncode == 2 and "usage" in res.stderr
+
+
+@pytest.mark.parametrize("module", ["utils.make_animations", "utils.grid_to_video", "utils.estimate_pose",
+                                    "utils.video_to_images", "utils.video_io", "utils.pose_features"])
+def test_data_preparation_modules_import_without_torch(module):
+    # Their --help answers at once (0.1 s; torch alone takes about a second to import here): torch and the
+    # training code are imported inside the functions that render.
+    code = f"import sys; sys.path.insert(0, {str(pathlib.Path(__file__).parent.parent)!r}); import {module}; " \
+           "print(sorted(m for m in ('torch', 'training') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

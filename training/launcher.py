@@ -421,7 +421,7 @@ def _run_process(rank: int, c: dnnlib.EasyDict, temp_dir: str | None, parent_pid
         else:
             distributed.init()
         if c.num_gpus > 1 and not torch.cuda.is_available():
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // c.num_gpus))
+            torch.set_num_threads(max(1, dnnlib.util.available_cpus() // c.num_gpus))
         sync_device = None
         if c.num_gpus > 1:
             sync_device = torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() \

@@ -176,15 +176,11 @@ def make_pair(name: str, pose, ws: np.ndarray, spec: pose_features.FeatureSpec, 
     return Pair(name=name, feats=feats, ws=ws, valid=valid)
 
 
-PAIRS_RECORD = "walks.json"  # utils/make_animations.py's record of the generator and settings of its walks
-
-
 def check_pairs_generator(dirname: str, generator_hash: str, network: str) -> None:
     """UserError when `dirname`'s record (`walks.json`) says its walks were rendered by another
     generator than the one whose weights hash to `generator_hash` (a folder without a record, of
     pairs made by another tool, is not checked)."""
-    if not os.path.isdir(dirname):
-        return  # load_pairs says so
+    from utils.make_animations import SETTINGS_FILE as PAIRS_RECORD
     made_by = dnnlib.util.read_settings(os.path.join(dirname, PAIRS_RECORD)).get("generator")
     if made_by is not None and made_by != generator_hash:
         raise dnnlib.UserError(f"The pairs in {dirname} were rendered by another generator than {network} (parameter "

@@ -597,7 +597,7 @@ class Trainer:
         sampler = misc.InfiniteSampler(dataset=self.training_set, rank=self.rank, num_replicas=self.num_gpus,
                                        seed=opts.random_seed, start=self.progress.data_pos)
         loader_kwargs = dict(opts.data_loader_kwargs)
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+        cpus = dnnlib.util.available_cpus()
         if loader_kwargs.get('num_workers', 0) > cpus:  # the published default of 3 on a 2-core laptop
             log.info('Loading data with %d worker processes, one per CPU (--workers=%d asks for more)', cpus,
                      loader_kwargs['num_workers'])

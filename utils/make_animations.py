@@ -29,7 +29,6 @@ import click  # noqa: E402
 import numpy as np  # noqa: E402
 
 import dnnlib  # noqa: E402
-from training.pose_lstm import PAIRS_RECORD  # noqa: E402
 from utils import video_io  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ def walk_ws(G, seed: int, index: int, frames: tuple[int, int], keyframe_every: i
     return make_walk(keys, kind="cubic", loop=False)(np.arange(num_frames) / keyframe_every)
 
 
-SETTINGS_FILE = PAIRS_RECORD  # walks.json: train_pose_lstm.py checks its generator too
+SETTINGS_FILE = "walks.json"  # train_pose_lstm.py checks the generator it records too
 _BUSY = "is being written by another make_animations.py; wait for it to end, or use another --outdir"
 DEFAULT_SETTINGS = {"frames": [60, 240], "truncation_psi": 1.0, "fps": 25.0, "keyframe_every": 30}
 
@@ -199,7 +198,7 @@ def main(network: str | None, outdir: str, num: int | None, frames: str | None, 
             require_estimator()
         names = render_walks(network, outdir, num, None if frames is None else parse_frames(frames), seed,
                              truncation_psi, fps, keyframe_every, batch, device, precision=precision)
-        total = len([n for n in os.listdir(outdir) if n.startswith("walk") and n.endswith(".npy")])
+        total = len(dnnlib.util.list_files(outdir, [".npy"]))
         click.echo(f"{len(names)} walk{'' if len(names) == 1 else 's'} of --seed={seed} in {outdir} ({total} in all)")
     if not render_only:
         done = estimate_poses(outdir)

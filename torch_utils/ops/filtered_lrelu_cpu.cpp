@@ -53,17 +53,17 @@ typedef int32_t ivec __attribute__((vector_size(VL * sizeof(int32_t))));
 // The lanes of e and o interleaved: e0 o0 e1 o1 ... (lo: lanes 0-7 of each; hi: lanes 8-15).
 // clang has no __builtin_shuffle (GCC's); __builtin_shufflevector takes the indices as constants.
 #ifdef __clang__
-static inline vec interleave_lo(vec e, vec o) {
+SSG_INLINE vec interleave_lo(vec e, vec o) {
     return __builtin_shufflevector(e, o, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
 }
-static inline vec interleave_hi(vec e, vec o) {
+SSG_INLINE vec interleave_hi(vec e, vec o) {
     return __builtin_shufflevector(e, o, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
 }
 #else
 const ivec kInterleaveLo = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
 const ivec kInterleaveHi = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-static inline vec interleave_lo(vec e, vec o) { return __builtin_shuffle(e, o, kInterleaveLo); }
-static inline vec interleave_hi(vec e, vec o) { return __builtin_shuffle(e, o, kInterleaveHi); }
+SSG_INLINE vec interleave_lo(vec e, vec o) { return __builtin_shuffle(e, o, kInterleaveLo); }
+SSG_INLINE vec interleave_hi(vec e, vec o) { return __builtin_shuffle(e, o, kInterleaveHi); }
 #endif
 
 SSG_INLINE vec vload(const float* p) { return *reinterpret_cast<const vec_u*>(p); }
