@@ -179,6 +179,36 @@ def test_build_targets_this_cpu():
     assert f"-DSIGNSTYLEGAN_CPU={cpu_kernels.cpu_fingerprint()}" in flags
 
 
+@pytest.mark.skipif(not hasattr(torch.cpu, "get_capabilities"), reason="torch before 2.9 has no get_capabilities")
+def test_cpu_features_without_proc_cpuinfo(monkeypatch):
+    """Off Linux there is no /proc/cpuinfo: the flags then come from torch's detection alone, in the
+    Linux names, so `--precision=auto` still finds AVX512_BF16 and the log names the SIMD."""
+    from training import inference
+    caps = torch.cpu.get_capabilities()
+    real_open = open
+
+    def no_proc(path, *args, **kwargs):
+        if str(path).startswith("/proc/"):
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", no_proc)
+    cpu_kernels.cpu_flags.cache_clear()
+    try:
+        flags = cpu_kernels.cpu_flags()
+        assert ("avx512f" in flags) == bool(caps.get("avx512_f")) and ("avx2" in flags) == bool(caps.get("avx2"))
+        assert ("asimd" in flags) == bool(caps.get("neon"))
+        assert "avx512_f" not in flags and "neon" not in flags
+        expect_isa = ("AVX-512" if caps.get("avx512_f") else "AVX2" if caps.get("avx2") else
+                      "NEON" if caps.get("neon") else None)
+        if expect_isa is not None:
+            assert cpu_kernels.isa() == expect_isa
+        native_bf16 = bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+        assert inference.resolve_precision("auto", torch.device("cpu")) == ("bf16" if native_bf16 else "fp32")
+    finally:
+        cpu_kernels.cpu_flags.cache_clear()
+
+
 def _clang() -> str | None:
     return next((c for c in ("clang++", *(f"clang++-{v}" for v in range(20, 10, -1))) if shutil.which(c)), None)
 

@@ -48,16 +48,33 @@ _KERNEL_DTYPES = (torch.float32, torch.bfloat16)
 #----------------------------------------------------------------------------
 # The plugin.
 
-def cpu_flags() -> set[str]:
-    """Feature flags of this CPU (from /proc/cpuinfo on Linux; empty elsewhere)."""
+# torch's names (from the cpuinfo library, on every OS) that differ from the Linux kernel's.
+_LINUX_NAMES = {"avx512_f": "avx512f", "avx512_cd": "avx512cd", "avx512_dq": "avx512dq", "avx512_bw": "avx512bw",
+                "avx512_vl": "avx512vl", "avx512_ifma": "avx512ifma", "avx512_vbmi": "avx512vbmi", "fma3": "fma",
+                "neon": "asimd"}
+
+
+@functools.lru_cache(None)
+def cpu_flags() -> frozenset[str]:
+    """Feature flags of this CPU in the Linux kernel's names (`avx512f`, `avx512_bf16`, `asimd`, ...):
+    what torch detects on any OS (`torch.cpu.get_capabilities`, torch 2.9 and later) and, on Linux,
+    what /proc/cpuinfo lists."""
+    flags = set()
+    capabilities = getattr(torch.cpu, "get_capabilities", None)
+    if capabilities is not None:
+        try:
+            flags |= {_LINUX_NAMES.get(name, name) for name, value in capabilities().items() if value is True}
+        except (RuntimeError, AttributeError):  # a torch built without cpuinfo
+            pass
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith(("flags", "Features")):
-                    return set(line.split(":", 1)[1].split())
+                    flags |= set(line.split(":", 1)[1].split())
+                    break
     except OSError:
         pass
-    return set()
+    return frozenset(flags)
 
 
 def cpu_fingerprint() -> str:
