@@ -24,9 +24,11 @@ Multi-machine runs need the dataset on every machine (and, to continue a run, it
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import re
+import sys
 
 import click
 
@@ -199,4 +201,8 @@ def main(ctx: click.Context, **kwargs) -> None:
 
 
 if __name__ == '__main__':
+    # What the options step logs (a moved dataset, a download) goes with the summary; each training
+    # process sets up its own logging (and log.txt) when it starts.
+    logging.basicConfig(level=logging.INFO if int(os.environ.get('RANK', '0')) == 0 else logging.WARNING,
+                        format='%(message)s', stream=sys.stdout)
     main()

@@ -203,7 +203,8 @@ def test_continue_a_run_whose_dataset_moved(sg3t_run, tiny_zip, signer64_zip, tm
     moved.parent.mkdir()
     shutil.copy(tiny_zip, moved)
     before = load_state(run)['progress']['cur_nimg']
-    run_train(f'--resume={run}', f'--data={moved}', f'--kimg={options["total_kimg"] + 0.032}')
+    proc = run_train(f'--resume={run}', f'--data={moved}', f'--kimg={options["total_kimg"] + 0.032}')
+    assert f'is now read from {moved}' in proc.stdout
     options = json.loads((run / 'training_options.json').read_text())
     assert options['training_set_kwargs']['path'] == options['cli_options']['data'] == str(moved)
     assert load_state(run)['progress']['cur_nimg'] == before + 32
