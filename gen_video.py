@@ -171,6 +171,7 @@ class PoseVideoRenderer:
         pose_lstm.check_generator(identity, G_identity, lstm, network)
         self.generator_hash = G_identity["hash"]
         self.G, self.desc = prepare_generator(G, self.device, precision)  # the fastest correct way to run G here
+        self._described = False  # the render path is logged with the first video, not with each
 
     def render(self, pose, pose_path: str, output: str, fps: float | None = None, truncation_psi: float = 1.0,
                smooth: float = 0.0, side_by_side: bool = False, json_path: str | None = None,
@@ -203,7 +204,9 @@ class PoseVideoRenderer:
 
         writer = video_io.VideoWriter(output, fps=out_fps)  # an unwritable output fails here, before rendering
         try:
-            log.info(describe_render_path(G, dev, batch, self.desc))
+            if not self._described:
+                log.info(describe_render_path(G, dev, batch, self.desc))
+                self._described = True
             ws = pose_lstm.iter_ws(self.model, feats, chunk=max(64, batch), device=dev)
             ws = pose_lstm.resample_ws(ws, num_feats, feat_fps, out_fps)
             ws = truncate_ws(pose_lstm.smooth_ws(ws, smooth), G.mapping.w_avg, truncation_psi)
@@ -360,7 +363,10 @@ def render_pose_folder(pose_dir: str, network: str, lstm: str, outdir: str, fps:
         settings = {"generator": renderer.generator_hash, "lstm": weights_hash(renderer.model), **settings}
         outputs = any(os.path.isfile(os.path.join(outdir, name + ".mp4")) for name in names)  # now, locked
         dnnlib.util.check_settings(settings_path, settings, made, remedy, outputs)
-        dnnlib.util.write_json(settings_path, {**settings, "network": network, "lstm_file": lstm}, "settings")
+        # How the frames are computed (--precision, kernels) is recorded, not compared: bf16 and fp32
+        # renders differ by less than the eye sees (PSNR >= 40 dB), and a folder may be continued elsewhere.
+        dnnlib.util.write_json(settings_path, {**settings, "network": network, "lstm_file": lstm,
+                                               "render_path": renderer.desc}, "settings")
         figures: dict[str, dict[str, Any]] = {}
         rendered, kept, failed = 0, 0, []
         disable = None if progress is None else not progress

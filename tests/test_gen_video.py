@@ -2,6 +2,7 @@
 JSON, refusals that leave no output) and latent-walk mode (tiling the grid)."""
 
 import json
+import logging
 import os
 import shutil
 
@@ -248,7 +249,7 @@ def test_bad_pose_refused(models, data_dir, tmp_path, case):
     assert_refused(result, outdir, words)
 
 
-def test_folder_of_poses(models, data_dir, tmp_path):
+def test_folder_of_poses(models, data_dir, tmp_path, caplog):
     poses = tmp_path / "poses"
     poses.mkdir()
     original = load_pose(data_dir / "testing-original.pose")
@@ -259,7 +260,13 @@ def test_folder_of_poses(models, data_dir, tmp_path):
     out = tmp_path / "renders"
     args = [f"--pose={poses}", f"--network={models['network']}", f"--lstm={models['lstm']}", f"--output={out}",
             "--consistency", "--device=cpu"]
-    result = run(args)
+    with caplog.at_level(logging.INFO):
+        result = run(args)
+    # How the frames are computed is logged once (not once per video) and recorded with the settings.
+    render_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Rendering ")]
+    assert len(render_lines) == 1, render_lines
+    with open(out / "render-settings.json") as f:
+        assert render_lines[0].startswith(json.load(f)["render_path"])
     # The bad pose does not stop the others; the run then fails in one line that names it.
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
