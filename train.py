@@ -165,6 +165,7 @@ def main(ctx: click.Context, **kwargs) -> None:
     with contextlib.ExitStack() as stack:
         if opts.resume is not None and os.path.isdir(opts.resume):
             c = continuation_config(opts, given)
+            check_processes(c.num_gpus)
             run_dir, new_run = c.run_dir, False
             if is_rank0 and not opts.dry_run:
                 stack.enter_context(lock_run_dir(run_dir))  # one process trains a run at a time
@@ -179,7 +180,6 @@ def main(ctx: click.Context, **kwargs) -> None:
             c.cli_options = {k: v for k, v in kwargs.items() if k != 'dry_run'}
             run_dir, new_run = next_run_dir(opts.outdir, desc), True
             c.run_dir = run_dir
-        check_processes(c.num_gpus)
 
         summary = describe(c, run_dir, new_run)
         if is_rank0:

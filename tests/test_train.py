@@ -531,6 +531,16 @@ def test_refused_by_a_dry_run_before_any_folder(tmp_path, signer64_zip, case, fr
     assert not outdir.exists()
 
 
+def test_torchrun_process_count_checked_first(tmp_path, signer64_zip, monkeypatch):
+    # Under torchrun --gpus must match the processes started; checked before what depends on it
+    # (the batch per GPU that --mbstd-group must divide), whose message would mislead.
+    monkeypatch.setenv('RANK', '0')
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    result = invoke(f'--outdir={tmp_path / "runs"}', '--cfg=stylegan3-t', f'--data={signer64_zip}', '--gpus=1',
+                    '--batch=4', '--gamma=1', '--metrics=none', '--mbstd-group=3', '-n')
+    assert_one_line_error(result, 'torchrun started 2 processes but --gpus=1; they must agree')
+
+
 def test_mbstd_group_dividing_the_batch_per_gpu_is_fine(tmp_path, signer64_zip):
     for args in (['--batch=4', '--mbstd-group=2'], ['--batch=12', '--batch-gpu=6', '--mbstd-group=3']):
         result = invoke(f'--outdir={tmp_path / "runs"}', '--cfg=stylegan3-t', f'--data={signer64_zip}', '--gpus=1',

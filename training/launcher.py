@@ -120,6 +120,7 @@ def build_config(opts: dnnlib.EasyDict) -> tuple[dnnlib.EasyDict, str, Any]:
         raise dnnlib.UserError(f'Missing option{"s" if len(missing) > 1 else ""} '
                                f'{", ".join("--" + m for m in missing)} (required for a new run; '
                                f'--resume=<run folder> alone continues a run)')
+    check_processes(opts.gpus)  # first: under torchrun, a --gpus that disagrees explains what follows
     if opts.desc is not None:
         check_desc(opts.desc)
     c = dnnlib.EasyDict()
