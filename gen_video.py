@@ -208,8 +208,11 @@ class PoseVideoRenderer:
                 log.info(describe_render_path(G, dev, batch, self.desc))
                 self._described = True
             ws = pose_lstm.iter_ws(self.model, feats, chunk=max(64, batch), device=dev)
+            # Smoothed before the resampling, with --smooth in frames of the pose: its blur lasts the same
+            # time at any --fps.
+            ws = pose_lstm.smooth_ws(ws, smooth * feat_fps / pose_fps)
             ws = pose_lstm.resample_ws(ws, num_feats, feat_fps, out_fps)
-            ws = truncate_ws(pose_lstm.smooth_ws(ws, smooth), G.mapping.w_avg, truncation_psi)
+            ws = truncate_ws(ws, G.mapping.w_avg, truncation_psi)
             drawings = (_pose_drawings(pose, res, _frame_index_map(num_frames, out_fps, pose_fps,
                                                                     pose.body.data.shape[0]))
                         if side_by_side else None)
@@ -429,7 +432,8 @@ def _read_figures(json_path: str) -> dict[str, Any] | None:
 @click.option("--trunc", "truncation_psi", type=dnnlib.util.finite_float(), default=1.0, show_default=True,
               help="Truncation psi")
 @click.option("--smooth", type=dnnlib.util.finite_float(), default=0.0, show_default=True, metavar="FRAMES",
-              help="Gaussian smoothing of the latents over time (standard deviation in frames; pose mode)")
+              help="Gaussian smoothing of the latents over time (standard deviation in frames of the pose, at any "
+                   "--fps; pose mode)")
 @click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Frames per synthesis call")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,

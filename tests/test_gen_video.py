@@ -130,6 +130,158 @@ def test_output_rate_changes_frame_rate_not_motion(models, data_dir, tmp_path, m
     assert (native[1:] - native[:-1]).abs().max() > 1e-3  # the latents do move
 
 
+@pytest.fixture(scope="module")
+def off_centre(tmp_path_factory):
+    """A tiny G whose `w_avg` is not 0 (a random one's is), so truncation toward it differs from
+    scaling W toward 0; with an LSTM (one layer, its weights tripled, a W per layer) whose output
+    follows its input: `tiny_lstm`'s four random layers barely pass the pose through (its ws of a pose
+    played backwards differ by about 6e-5), this one's by about 0.1."""
+    from training import pose_lstm
+    from utils.pose_features import make_feature_spec
+    d = tmp_path_factory.mktemp("off-centre")
+    G = tiny_generator(seed=2, resolution=16)
+    G.mapping.w_avg.copy_(torch.linspace(-1.5, 1.0, G.w_dim))
+    torch.manual_seed(0)
+    spec = make_feature_spec()
+    model = pose_lstm.PoseLSTM(spec.num_features, G.num_ws * G.w_dim, hidden=16, num_layers=1, w_dim=G.w_dim,
+                               num_ws=G.num_ws, out_mode="ws")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3)
+    lstm = str(d / "lstm.pt")
+    pose_lstm.save_checkpoint(lstm, pose_lstm.make_checkpoint(model, spec, pose_lstm.generator_identity(G)))
+    return {"G": G, "network": save_snapshot(G, str(d / "G.pkl")), "lstm": lstm}
+
+
+def _expected_ws(lstm_path, pose_path, w_avg, smooth, psi, backwards=False):
+    """What pose mode should render, computed without gen_video: the LSTM's ws of the pose's features
+    (the LSTM's spec keeps the pose's rate and so does the output: nothing to resample), smoothed
+    over time (scipy, the documented equivalent of `pose_lstm.smooth_ws`, whose kernel radius is
+    `int(3 sigma + 0.5)`: truncate=3), then lerped toward `w_avg` on every layer. float64 numpy;
+    with the ws before smoothing and truncation. `backwards`: of the pose's features played backwards."""
+    from scipy.ndimage import gaussian_filter1d
+
+    from training import pose_lstm
+    from utils.pose_features import features_from_pose
+    model, spec, _ = pose_lstm.load_lstm(str(lstm_path))
+    assert spec.fps is None
+    pose = load_pose(pose_path)
+    feats = features_from_pose(pose, spec, pose_fps=float(pose.body.fps))
+    if backwards:
+        feats = np.ascontiguousarray(feats[::-1])
+    raw = pose_lstm.poses_to_ws(model, feats).numpy().astype(np.float64)
+    ws = gaussian_filter1d(raw, smooth, axis=0, mode="nearest", truncate=3.0) if smooth > 0 else raw
+    w_avg = w_avg.numpy().astype(np.float64)
+    return w_avg + psi * (ws - w_avg), raw
+
+
+def test_pose_latents_are_the_lstm_of_the_pose_smoothed_and_truncated(off_centre, data_dir, tmp_path, monkeypatch):
+    # G(truncate(smooth(LSTM(features(pose))))): the rendered latents against an independent chain,
+    # with --smooth and --trunc both in effect (and --batch splitting the stream across chunks).
+    pose_path = write_pose(pose_slice(load_pose(data_dir / "testing-original.pose"), range(30, 50)),
+                           str(tmp_path / "p.pose"))
+    G = off_centre["G"]
+    sigma, psi = 1.5, 0.6
+    got = _rendered_ws(monkeypatch, [f"--pose={pose_path}", f"--network={off_centre['network']}",
+                                     f"--lstm={off_centre['lstm']}", f"--output={tmp_path / 'o.mp4'}",
+                                     f"--smooth={sigma}", f"--trunc={psi}", "--batch=3", "--device=cpu"])
+    expected, raw = _expected_ws(off_centre["lstm"], pose_path, G.mapping.w_avg, sigma, psi)
+    assert got.shape == (20, G.num_ws, G.w_dim) and got.dtype == torch.float32
+    assert not torch.equal(got[:, 0], got[:, -1])  # a W per layer: the layers are told apart
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
+    # The comparison tells the chain from what a slip would render: each is far outside its tolerance.
+    w_avg = G.mapping.w_avg.numpy().astype(np.float64)
+    from scipy.ndimage import gaussian_filter1d
+    smoothed = gaussian_filter1d(raw, sigma, axis=0, mode="nearest", truncate=3.0)
+    for wrong in (raw,                                           # neither smoothed nor truncated
+                  w_avg + psi * (raw - w_avg),                   # not smoothed
+                  smoothed,                                      # not truncated
+                  psi * smoothed):                               # truncated toward 0, not w_avg
+        assert np.abs(wrong - expected).max() > 1e-3
+
+
+def test_smoothing_lasts_the_same_time_at_any_output_rate(off_centre, data_dir, tmp_path, monkeypatch):
+    # --smooth is in frames of the pose: at twice the pose's rate every other frame is the native
+    # render's, smoothing included (a blur counted in output frames would last half as long).
+    pose = pose_slice(load_pose(data_dir / "testing-original.pose"), range(30, 50))
+    pose_path = write_pose(pose, str(tmp_path / "p.pose"))
+    common = [f"--pose={pose_path}", f"--network={off_centre['network']}", f"--lstm={off_centre['lstm']}",
+              "--smooth=2", "--device=cpu"]
+    native = _rendered_ws(monkeypatch, common + [f"--output={tmp_path / 'a.mp4'}"])
+    double = _rendered_ws(monkeypatch, common + [f"--output={tmp_path / 'b.mp4'}",
+                                                 f"--fps={2 * float(pose.body.fps)}"])
+    assert double.shape[0] == 2 * native.shape[0] == 40
+    torch.testing.assert_close(double[0::2], native, rtol=0, atol=1e-6)
+    unsmoothed = _rendered_ws(monkeypatch, [*common[:3], "--device=cpu", f"--output={tmp_path / 'c.mp4'}"])
+    assert (unsmoothed - native).abs().max() > 1e-2  # the smoothing is in effect
+
+
+def test_pose_latents_default_are_the_lstm_of_the_pose(off_centre, data_dir, tmp_path, monkeypatch):
+    # Without --smooth and --trunc, frame k is LSTM(features(pose))[k] itself.
+    pose_path = write_pose(pose_slice(load_pose(data_dir / "testing-original.pose"), range(30, 42)),
+                           str(tmp_path / "p.pose"))
+    got = _rendered_ws(monkeypatch, [f"--pose={pose_path}", f"--network={off_centre['network']}",
+                                     f"--lstm={off_centre['lstm']}", f"--output={tmp_path / 'o.mp4'}", "--device=cpu"])
+    expected, _ = _expected_ws(off_centre["lstm"], pose_path, off_centre["G"].mapping.w_avg, 0.0, 1.0)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
+    backwards, _ = _expected_ws(off_centre["lstm"], pose_path, off_centre["G"].mapping.w_avg, 0.0, 1.0, True)
+    assert np.abs(backwards - expected).max() > 1e-2  # this LSTM's output shows the order of the poses
+
+
+def _written_frames(monkeypatch, args):
+    """Run gen_video with `args`; return the frames it handed to the video encoder, `[H, W, 3]` each."""
+    written, depth = [], [0]
+    real_write = gen_video.video_io.VideoWriter.write
+
+    def recording(self, frame):
+        if depth[0] == 0:  # a batch write goes on frame by frame through this same method
+            written.extend(np.array(frame, copy=True).reshape(-1, *np.shape(frame)[-3:]))
+        depth[0] += 1
+        try:
+            return real_write(self, frame)
+        finally:
+            depth[0] -= 1
+
+    monkeypatch.setattr(gen_video.video_io.VideoWriter, "write", recording)
+    result = run(args)
+    monkeypatch.undo()
+    assert result.exit_code == 0, result.output
+    return written
+
+
+@pytest.mark.parametrize("fps", [None, 50.0])
+def test_side_by_side_left_half_is_the_pose_frame_on_screen(models, data_dir, tmp_path, monkeypatch, fps):
+    # The frames handed to the encoder: the left half of frame k is the drawing of the pose frame shown
+    # at time k / fps (k itself at the pose's rate, k // 2 at twice it), the right half the render.
+    from utils.pose_render import render_pose_frame
+    pose_path = write_pose(pose_slice(load_pose(data_dir / "testing-original.pose"), range(30, 36)),
+                           str(tmp_path / "p.pose"))
+    pose = load_pose(pose_path)
+    out = tmp_path / "sbs.mp4"
+    args = [f"--pose={pose_path}", f"--network={models['network']}", f"--lstm={models['lstm']}", "--batch=4",
+            "--device=cpu"] + ([] if fps is None else [f"--fps={fps:g}"])
+    written = _written_frames(monkeypatch, [*args, f"--output={out}", "--side-by-side"])
+    alone = _written_frames(monkeypatch, [*args, f"--output={tmp_path / 'alone.mp4'}"])
+    per_pose_frame = 1 if fps is None else 2
+    drawings = [render_pose_frame(pose, i, (16, 16)) for i in range(6)]
+    assert all(np.abs(drawings[i].astype(int) - drawings[i + 1]).sum() > 1000 for i in range(5))  # all differ
+    assert len(written) == len(alone) == 6 * per_pose_frame == video_info(out).num_frames
+    for k, (frame, render) in enumerate(zip(written, alone)):
+        assert frame.shape == (16, 32, 3)
+        np.testing.assert_array_equal(frame[:, :16], drawings[k // per_pose_frame], err_msg=f"frame {k}")
+        np.testing.assert_array_equal(frame[:, 16:], render, err_msg=f"frame {k}")
+    # The encoded video keeps the pairing (within what H.264 at 16 px changes: about 12-17 grey levels
+    # on average here): each decoded left half is nearer the drawing of its own pose frame than that of
+    # the frame half the clip away (about 5-10 levels farther).
+    decoded = list(read_video(out))
+    assert len(decoded) == len(written)
+    for k, frame in enumerate(decoded):
+        i = k // per_pose_frame
+        own = np.abs(frame[:, :16].astype(int) - drawings[i]).mean()
+        assert own < np.abs(frame[:, :16].astype(int) - drawings[(i + 3) % 6]).mean(), f"frame {k}"
+        assert own < 25, f"frame {k}: {own}"
+
+
 def test_pose_without_frame_rate(models, data_dir, tmp_path):
     pose = load_pose(data_dir / "testing-reduced.pose")
     pose.body.fps = 0
