@@ -3,6 +3,7 @@
 Golden files: shared/fixtures/nvidia-compat (spec sections 4-5)."""
 
 import ast
+import inspect
 import json
 import pathlib
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from torch_utils import persistence
 from training import networks_stylegan2 as sg2
 from training import networks_stylegan3 as sg3
 
@@ -156,6 +158,77 @@ def test_golden_outputs(golden):
         assert rel_err(out[k].numpy(), d[k]) < 1e-4, k
 
 #----------------------------------------------------------------------------
+# Constructor keywords and defaults (spec section 3): published pickles store `init_kwargs` and train.py
+# builds networks from them, so the classes take the same names with the same defaults. The table holds
+# the spec's facts only; REQUIRED: no default in the spec's signature; STATED: named, default not stated.
+
+REQUIRED, STATED = object(), object()
+BLUR = [1, 3, 3, 1]
+SG_G = dict(z_dim=REQUIRED, c_dim=REQUIRED, w_dim=REQUIRED, img_resolution=REQUIRED, img_channels=REQUIRED,
+            mapping_kwargs={})
+
+# (class, {keyword: default}, form): form 'keywords': the listed keywords, anywhere in the signature; 'signature':
+# the spec's whole signature, its parameters leading in this order; 'signature+**': and it takes **kwargs.
+SPEC_CONSTRUCTORS = [
+    (sg3.Generator, SG_G, 'signature+**'),
+    (sg3.MappingNetwork, dict(num_layers=2, lr_multiplier=0.01, w_avg_beta=0.998), 'keywords'),
+    (sg3.SynthesisNetwork, dict(channel_base=32768, channel_max=512, num_layers=14, num_critical=2, first_cutoff=2,
+                                first_stopband=2 ** 2.1, last_stopband_rel=2 ** 0.3, margin_size=10,
+                                output_scale=0.25, num_fp16_res=4), 'keywords'),
+    (sg3.SynthesisLayer, dict(conv_kernel=3, filter_size=6, lrelu_upsampling=2, use_radial_filters=False,
+                              conv_clamp=256, magnitude_ema_beta=0.999), 'keywords'),
+    (sg2.Generator, SG_G, 'signature+**'),
+    (sg2.MappingNetwork, dict(num_layers=8, embed_features=None, layer_features=None, activation='lrelu',
+                              lr_multiplier=0.01, w_avg_beta=0.998), 'keywords'),
+    (sg2.SynthesisNetwork, dict(channel_base=32768, channel_max=512, num_fp16_res=4), 'keywords'),
+    (sg2.SynthesisBlock, dict(architecture='skip', resample_filter=BLUR, conv_clamp=256, use_fp16=STATED,
+                              fp16_channels_last=False, fused_modconv_default=True), 'keywords'),
+    (sg2.SynthesisLayer, dict(kernel_size=3, use_noise=True, activation='lrelu', channels_last=False), 'keywords'),
+    (sg2.Discriminator, dict(c_dim=REQUIRED, img_resolution=REQUIRED, img_channels=REQUIRED, architecture='resnet',
+                             channel_base=32768, channel_max=512, num_fp16_res=4, conv_clamp=256, cmap_dim=None,
+                             block_kwargs={}, mapping_kwargs={}, epilogue_kwargs={}), 'signature'),
+    (sg2.DiscriminatorBlock, dict(activation='lrelu', resample_filter=BLUR, fp16_channels_last=False,
+                                  freeze_layers=0), 'keywords'),
+    (sg2.DiscriminatorEpilogue, dict(mbstd_group_size=4, mbstd_num_channels=1, activation='lrelu'), 'keywords'),
+]
+
+
+def constructor_parameters(cls: type) -> dict:
+    """The constructor's parameters (past the persistence wrapper, which takes *args, **kwargs)."""
+    assert persistence.is_persistent(cls), f'{cls.__name__} must be a persistent class (spec section 2)'
+    params = dict(inspect.signature(cls.__bases__[0].__init__).parameters)
+    params.pop('self')
+    return params
+
+
+@pytest.mark.parametrize('cls, expected, form', SPEC_CONSTRUCTORS,
+                         ids=[f'{c.__module__.rsplit(".", 1)[-1]}.{c.__name__}' for c, _, _ in SPEC_CONSTRUCTORS])
+def test_constructor_keywords_and_defaults_match_spec(cls, expected, form):
+    params = constructor_parameters(cls)
+    for name, default in expected.items():
+        assert name in params, f'{cls.__name__} has no keyword {name!r}'
+        p = params[name]
+        assert p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY), (name, p.kind)
+        if default is REQUIRED:
+            assert p.default is p.empty, f'{cls.__name__}({name}) must be required, not default {p.default!r}'
+        elif default is not STATED:
+            same = p.default == (pytest.approx(default, rel=1e-12) if isinstance(default, float) else default)
+            assert same, f'{cls.__name__}({name}={p.default!r}): the spec says {default!r}'
+    if form.startswith('signature'):
+        assert list(params)[:len(expected)] == list(expected)
+    if form == 'signature+**':
+        assert any(p.kind is p.VAR_KEYWORD for p in params.values()), f'{cls.__name__} must take **kwargs'
+
+
+def test_defaults_reach_the_built_networks():
+    """Built from the required arguments only (small widths), the EMA decays are the published defaults."""
+    G3 = sg3.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=256, channel_max=16)
+    G2 = sg2.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=256, channel_max=16)
+    assert G3.mapping.w_avg_beta == 0.998 and G2.mapping.w_avg_beta == 0.998
+    assert [getattr(G3.synthesis, n).magnitude_ema_beta for n in G3.synthesis.layer_names] == \
+        [0.999] * len(G3.synthesis.layer_names)
+
+#----------------------------------------------------------------------------
 # Interface and behaviour on small random networks.
 
 def tiny_G(cfg: str, c_dim: int = 0, **extra) -> torch.nn.Module:
@@ -175,7 +248,8 @@ def test_update_emas(cfg):
         assert torch.equal(G.mapping.w_avg, w_avg), 'w_avg must not move without update_emas'
         G(z, None, update_emas=True)
         w = G.mapping(z, None)[:, 0]
-    beta = G.mapping.w_avg_beta
+    beta = 0.998  # the published default of mapping.w_avg_beta (spec section 3); tiny_G does not set it
+    assert G.mapping.w_avg_beta == beta
     assert torch.allclose(G.mapping.w_avg, w.mean(0) + beta * (w_avg - w.mean(0)), atol=1e-6)
     if cfg != 'stylegan2':
         assert emas
@@ -186,7 +260,8 @@ def test_update_emas(cfg):
         with torch.no_grad():
             x = G.synthesis.input(G.mapping(z, None)[:, 0])
         ms = x.square().mean()
-        expected = ms + layer.magnitude_ema_beta * (emas[f'synthesis.{G.synthesis.layer_names[0]}.magnitude_ema'] - ms)
+        assert layer.magnitude_ema_beta == 0.5 ** (32 / 20000)  # as build_G passes it
+        expected = ms + 0.5 ** (32 / 20000) * (emas[f'synthesis.{G.synthesis.layer_names[0]}.magnitude_ema'] - ms)
         assert torch.allclose(layer.magnitude_ema, expected, rtol=1e-5)
 
 
