@@ -1,6 +1,7 @@
 """utils/make_animations.py: pairs of equal length (video, W, pose), smooth walks through the mapped
 keys, resumable steps, pose estimation on a folder another tool filled, clear refusals."""
 
+import copy
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ from pose_video_helpers import one_thread, save_snapshot, tiny_generator
 import dnnlib
 from utils import make_animations
 from utils.pose_features import load_pose
-from utils.video_io import VideoWriter, video_info
+from utils.video_io import VideoWriter, read_video, video_info
 
 #----------------------------------------------------------------------------
 
@@ -43,6 +44,32 @@ def visible(folder) -> list[str]:
     return [f for f in os.listdir(folder) if not f.startswith(".")]
 
 
+def frame_distances(G, video, ws) -> np.ndarray:
+    """`[frame, render]`: the mean absolute difference (0..255) between frame i of `video` and G's
+    render of `ws[j]` (`training.rendering.render_frames`, const noise: as make_animations renders)."""
+    from training.rendering import render_frames
+    frames = np.stack(list(read_video(video))).astype(np.float32)
+    renders = np.concatenate(list(render_frames(G, [torch.from_numpy(np.ascontiguousarray(ws))], device="cpu")))
+    assert frames.shape == renders.shape, (frames.shape, renders.shape)
+    return np.abs(frames[:, None] - renders[None].astype(np.float32)).mean(axis=(2, 3, 4))
+
+
+def assert_video_shows_walk(G, video, ws):
+    """Frame k of `video` is G's render of `ws[k]`, its saved latents. H.264 (yuv420p) is lossy and
+    the video rendered in bf16 where the CPU has it, so frames are compared by their mean absolute
+    difference: each is close to its own render, and the walk's order fits clearly better than the
+    reversed order or the order shifted by a frame (frames of a smooth walk look alike, and a walk
+    can pass near a frame again, so no single frame need be closest to its own render)."""
+    dist = frame_distances(G, video, ws)
+    n = len(ws)
+    own = np.diagonal(dist)
+    assert own.max() < 5, own  # measured: at most 3.2 (16x16 frames, chroma at half resolution)
+    other_orders = {"reversed": dist[np.arange(n), np.arange(n)[::-1]].mean(),
+                    "a frame late": np.diagonal(dist, -1).mean(), "a frame early": np.diagonal(dist, 1).mean()}
+    for order, d in other_orders.items():  # measured: 1.5x the walk's order or more
+        assert own.mean() * 1.25 < d, (order, own.mean(), d, dist)
+
+
 def test_pairs_have_equal_lengths(network, repo_dir, tmp_path):
     G, pkl = network
     out = tmp_path / "pairs"
@@ -61,6 +88,7 @@ def test_pairs_have_equal_lengths(network, repo_dir, tmp_path):
         assert info.fps == pytest.approx(25) and float(pose.body.fps) == pytest.approx(25)
         assert (info.width, info.height) == (16, 16)
         assert (pose.header.dimensions.width, pose.header.dimensions.height) == (16, 16)
+        assert_video_shows_walk(G, out / f"{name}.mp4", ws)  # the pair: frame k is the render of W k
     assert sorted(visible(out)) == sorted([f"{n}{e}" for n in names for e in (".mp4", ".npy", ".pose")]
                                              + ["walks.json"])
     settings = json.loads((out / "walks.json").read_text())
@@ -79,6 +107,37 @@ def test_walk_passes_through_mapped_keys(network):
     # Smooth: steps between frames are small next to the distance between keys.
     assert np.abs(np.diff(ws, axis=0)).max() < np.abs(keys[1] - keys[0]).max()
     np.testing.assert_array_equal(ws, make_animations.walk_ws(G, seed=3, index=5, frames=(10, 10), keyframe_every=4))
+
+
+def test_trunc_saves_truncated_latents_and_renders_them(network, tmp_path):
+    """--trunc: the W saved are truncated (each key is `G.mapping(z, psi)`, pulled toward G's w_avg)
+    and the video shows them, not the walk before truncation."""
+    from click.testing import CliRunner
+    G = copy.deepcopy(network[0])
+    with torch.no_grad():  # w_avg as training leaves it (a new G's is 0, toward which truncation only scales W)
+        z = torch.randn([64, G.z_dim], generator=torch.Generator().manual_seed(0))
+        G.mapping.w_avg.copy_(G.mapping(z, None)[:, 0].mean(dim=0))
+    pkl = save_snapshot(G, str(tmp_path / "G.pkl"))
+    out = tmp_path / "pairs"
+    result = CliRunner().invoke(make_animations.main, [f"--network={pkl}", f"--outdir={out}", "--num=1", "--frames=4",
+                                                       "--keyframe-every=2", "--trunc=0.5", "--render-only",
+                                                       "--device=cpu"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "walks.json").read_text())["truncation_psi"] == 0.5
+    name = make_animations.walk_name(0, 0)
+    ws = np.load(out / f"{name}.npy")
+    rng = np.random.default_rng([0, 0])  # walk 0 of seed 0: its length, then its 3 keys
+    assert int(rng.integers(4, 5)) == 4 and ws.shape == (4, G.num_ws, G.w_dim)
+    z = torch.from_numpy(rng.standard_normal((3, G.z_dim)).astype(np.float32))
+    keys, untruncated = G.mapping(z, None, truncation_psi=0.5).numpy(), G.mapping(z, None).numpy()
+    np.testing.assert_allclose(ws[[0, 2]], keys[:2], rtol=1e-5, atol=1e-5)
+    assert np.abs(ws[[0, 2]] - untruncated[:2]).max() > 0.1
+    assert_video_shows_walk(G, out / f"{name}.mp4", ws)
+    # The walk before truncation (the same z, psi 1) is visibly another video.
+    before = make_animations.walk_ws(G, 0, 0, (4, 4), keyframe_every=2)
+    np.testing.assert_allclose(before[[0, 2]], untruncated[:2], rtol=1e-5, atol=1e-5)
+    shown, other = (np.diagonal(frame_distances(G, out / f"{name}.mp4", w)).mean() for w in (ws, before))
+    assert other > 1.5 * shown, (other, shown)  # measured: 2.0x
 
 
 def test_resumable_steps(network, tmp_path):
@@ -176,6 +235,7 @@ def test_adding_walks_takes_the_folders_settings(network, tmp_path):
         ws = np.load(os.path.join(out, make_animations.walk_name(0, i) + ".npy"))
         expected = make_animations.walk_ws(G, 0, i, (3, 4), keyframe_every=2, truncation_psi=0.7)
         np.testing.assert_allclose(ws, expected, rtol=1e-5, atol=1e-6)
+        assert_video_shows_walk(G, os.path.join(out, make_animations.walk_name(0, i) + ".mp4"), ws)
     assert video_info(os.path.join(out, make_animations.walk_name(0, 2) + ".mp4")).fps == 10
     # A setting given that differs is still refused; a folder without walks needs --network.
     result = CliRunner().invoke(make_animations.main, [f"--outdir={out}", "--num=4", "--render-only", "--fps=25",
