@@ -66,6 +66,109 @@ def test_each_transform_at_p1_changes_images_sensibly(name):
         assert y.abs().max() < 6
 
 
+#----------------------------------------------------------------------------
+# Default strengths, measured on images: the published AugmentPipe defaults (StyleGAN2-ADA, StyleGAN3) are
+# xint_max=0.125, scale_std=0.2, rotate_max=1, aniso_std=0.2, xfrac_std=0.125, brightness_std=0.2,
+# contrast_std=0.5, hue_max=1, saturation_std=1 (and noise_std=0.1, cutout_size=0.5).
+
+_LUMA = torch.full([3], 1 / math.sqrt(3))
+
+
+def _chroma(x):
+    """Mean color of each image [N, 3, H, W] minus its gray (luma-axis) part -> [N, 3]."""
+    c = x.mean((2, 3))
+    return c - (c @ _LUMA)[:, None] * _LUMA
+
+
+def _ramps(n, size):
+    """Channel 0 = x, channel 1 = y of each pixel center (pixels from the image center), divided by size."""
+    u = torch.arange(size) + 0.5 - size / 2
+    uy, ux = torch.meshgrid(u, u, indexing="ij")
+    return torch.stack([ux, uy])[None].repeat(n, 1, 1, 1) / size
+
+
+def _fit_inverse(y, size, k=4):
+    """Affine least-squares fit of the two ramp channels of `y` over the central k x k pixels: [N, 2, 3] such
+    that output pixel u (pixels from the center) shows input point A @ [ux, uy, 1] (pixels)."""
+    u = torch.arange(size) + 0.5 - size / 2
+    uy, ux = torch.meshgrid(u, u, indexing="ij")
+    s = slice(size // 2 - k // 2, size // 2 + k // 2)
+    design = torch.stack([ux[s, s].flatten(), uy[s, s].flatten(), torch.ones(k * k)], 1)  # [k*k, 3]
+    values = y[:, :, s, s].flatten(2) * size  # [N, 2, k*k], in input pixels
+    return (torch.linalg.pinv(design) @ values.transpose(1, 2)).transpose(1, 2)
+
+
+def _std_about(values, expected, rel=0.1):
+    return float(values.std()) == pytest.approx(expected, rel=rel)
+
+
+def test_default_color_strengths():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand([4096, 3, 4, 4], generator=g) * 1.6 - 0.8
+    # brightness: one offset N(0, 0.2) added to every pixel of an image.
+    y = _run(AugmentPipe(brightness=1), x, seed=1)
+    offset = (y - x).mean((1, 2, 3))
+    assert torch.allclose(y - x, offset[:, None, None, None].expand_as(x), atol=1e-5)
+    assert _std_about(offset, 0.2) and abs(float(offset.mean())) < 0.02
+    # contrast: every pixel scaled by 2**N(0, 0.5).
+    y = _run(AugmentPipe(contrast=1), x, seed=2)
+    log_gain = torch.log2(y.flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1))
+    assert torch.allclose(y, x * torch.exp2(log_gain)[:, None, None, None], atol=1e-5)
+    assert _std_about(log_gain, 0.5) and abs(float(log_gain.mean())) < 0.05
+    # hue: rotation around the luma axis by U(-pi, pi); saturation: chroma scaled by 2**N(0, 1).
+    xc = x[:, :, :1, :1]  # one color per image
+    a, b = _chroma(xc), _chroma(_run(AugmentPipe(hue=1), xc, seed=3))
+    angle = torch.atan2(torch.linalg.cross(a, b) @ _LUMA, (a * b).sum(1))
+    assert float(angle.abs().mean()) == pytest.approx(math.pi / 2, rel=0.1)  # uniform on the whole circle
+    assert float(angle.abs().max()) > 0.95 * math.pi
+    log_sat = torch.log2(_chroma(_run(AugmentPipe(saturation=1), xc, seed=4)).norm(dim=1) / a.norm(dim=1))
+    assert _std_about(log_sat, 1.0) and abs(float(log_sat.mean())) < 0.1
+
+
+def test_default_geometric_strengths():
+    size, n = 16, 1024
+    x = _ramps(n, size)
+    eye = torch.eye(2)
+    # scale: output u shows input u / s, s = 2**N(0, 0.2).
+    inv = _fit_inverse(_run(AugmentPipe(scale=1), x, seed=1), size)
+    assert torch.allclose(inv[:, 0, 0], inv[:, 1, 1], atol=1e-3) and inv[:, :, 2].abs().max() < 1e-3
+    assert _std_about(-torch.log2(inv[:, 0, 0]), 0.2)
+    # aniso: x scaled by s = 2**N(0, 0.2), y by 1 / s.
+    inv = _fit_inverse(_run(AugmentPipe(aniso=1), x, seed=2), size)
+    assert (torch.log2(inv[:, 0, 0]) + torch.log2(inv[:, 1, 1])).abs().max() < 0.01
+    assert _std_about(-torch.log2(inv[:, 0, 0]), 0.2)
+    # rotate: two rotations by U(-pi, pi) each, so the total angle is uniform on the circle.
+    inv = _fit_inverse(_run(AugmentPipe(rotate=1), x, seed=3), size)
+    assert (torch.linalg.det(inv[:, :, :2]) - 1).abs().max() < 1e-3
+    angle = torch.atan2(inv[:, 1, 0], inv[:, 0, 0])
+    assert float(angle.abs().mean()) == pytest.approx(math.pi / 2, rel=0.1)
+    # xfrac: shift by N(0, 0.125) of the image size in x and y.
+    inv = _fit_inverse(_run(AugmentPipe(xfrac=1), x, seed=4), size)
+    shift = -inv[:, :, 2] / size
+    assert _std_about(shift[:, 0], 0.125) and _std_about(shift[:, 1], 0.125)
+    assert (inv[:, :, :2].median(0).values - eye).abs().max() < 0.01
+    # xint: whole-pixel shifts of round(U(-0.125, 0.125) * size): up to 4 pixels at 32 px, all of them taken.
+    size = 32
+    inv = _fit_inverse(_run(AugmentPipe(xint=1), _ramps(256, size), seed=5), size)
+    shift = -inv[:, :, 2]
+    assert torch.allclose(shift, shift.round(), atol=1e-4) and torch.allclose(inv[:, :, :2], eye, atol=1e-4)
+    for axis in (0, 1):
+        assert set(shift[:, axis].round().int().tolist()) == set(range(-4, 5))
+
+
+def test_default_corruption_strengths():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand([4096, 3, 4, 4], generator=g) * 1.6 - 0.8
+    # noise: sigma = |N(0, 0.1)| per image, so the mean square of the added noise is 0.1**2.
+    noise = _run(AugmentPipe(noise=1), x, seed=1) - x
+    assert float(noise.square().mean().sqrt()) == pytest.approx(0.1, rel=0.1)
+    # cutout: a square half the image size (8 x 8 pixels at 16 px) where it lies fully inside.
+    y = _run(AugmentPipe(cutout=1), _images(n=64, size=16) + 2, seed=2)
+    zero = (y == 0).all(1)
+    rows, cols = zero.any(2).sum(1), zero.any(1).sum(1)
+    assert rows.max() == 8 and cols.max() == 8 and (zero.flatten(1).sum(1) == rows * cols).all()
+
+
 def test_xflip_is_exact_mirror_or_identity():
     x = _images(n=16)
     y = _run(AugmentPipe(xflip=1), x, seed=1)

@@ -71,7 +71,25 @@ def test_conditional_grayscale(networks, tmp_path):
                   '--outdir', str(tmp_path)])
     assert result.exit_code == 0, result.output
     img = np.asarray(PIL.Image.open(tmp_path / 'seed0003.png'))
-    assert img.shape == (8, 8)
+    assert img.shape == (8, 8) and img.dtype == np.uint8
+    # The image is G(z of seed 3, one-hot class 2), rendered independently here.
+    G = networks['sg2_cond_G']
+    z = torch.from_numpy(np.random.RandomState(3).randn(1, 8)).float()
+    refs = {}
+    with torch.no_grad():
+        for k in range(3):
+            c = torch.nn.functional.one_hot(torch.tensor([k]), 3).float()
+            refs[k] = to_uint8(G(z, c, noise_mode='none')[0])[..., 0].astype(int)
+    assert np.abs(img.astype(int) - refs[2]).max() <= 1
+    assert all(np.abs(refs[2] - refs[k]).max() >= 4 for k in (0, 1))  # the class shows in this network's output
+
+    # Another --class gives that class's image.
+    other = tmp_path / 'class0'
+    result = run(['--network', networks['sg2_cond'], '--seeds', '3', '--class', '0', '--noise-mode', 'none',
+                  '--outdir', str(other)])
+    assert result.exit_code == 0, result.output
+    img0 = np.asarray(PIL.Image.open(other / 'seed0003.png')).astype(int)
+    assert np.abs(img0 - refs[0]).max() <= 1 and not np.array_equal(img0, img)
 
 
 def assert_one_line_error(result, *needles):

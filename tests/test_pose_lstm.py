@@ -375,12 +375,12 @@ def test_pairs_of_another_generator_refused(setup, tmp_path):
     pairs = tmp_path / "pairs"
     shutil.copytree(setup["pairs"], pairs)
     other = pose_lstm.generator_identity(tiny_generator(seed=1, resolution=16))["hash"]
-    dnnlib.util.write_json(str(pairs / "walks.json"), {"generator": other, "trunc": 1.0}, "settings")
+    dnnlib.util.write_json(str(pairs / "walks.json"), {"generator": other, "truncation_psi": 1.0}, "settings")
     with pytest.raises(dnnlib.UserError, match=f"rendered by another generator .*hash {other[:12]} in walks.json"):
         pose_lstm.train_pose_lstm(options(setup, tmp_path / "run", pairs=str(pairs)), progress=False)
     assert not (tmp_path / "run").exists()
     own = pose_lstm.generator_identity(setup["G"])["hash"]
-    dnnlib.util.write_json(str(pairs / "walks.json"), {"generator": own, "trunc": 1.0}, "settings")
+    dnnlib.util.write_json(str(pairs / "walks.json"), {"generator": own, "truncation_psi": 1.0}, "settings")
     pose_lstm.train_pose_lstm(options(setup, tmp_path / "run", pairs=str(pairs), steps=2), progress=False)
     assert (tmp_path / "run" / "lstm.pt").is_file()
 

@@ -302,11 +302,22 @@ def test_continuing_keeps_the_metric_lines_calc_metrics_added(tmp_path, data_dir
         ('network-snapshot-000002.pkl', 12.5)]
 
 
-def test_conditional_training_uses_the_labels(tmp_path, one_thread):
+def test_conditional_training_uses_the_labels(tmp_path, one_thread, monkeypatch):
     import pickle
 
     import train
     from training import launcher
+    from training.loss import StyleGAN2Loss
+    calls = []
+    original = StyleGAN2Loss.accumulate_gradients
+
+    def recording(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
+        calls.append((phase, real_img.detach().cpu().clone(), real_c.detach().cpu().clone(),
+                      gen_c.detach().cpu().clone()))
+        return original(self, phase=phase, real_img=real_img, real_c=real_c, gen_z=gen_z, gen_c=gen_c, gain=gain,
+                        cur_nimg=cur_nimg)
+
+    monkeypatch.setattr(StyleGAN2Loss, 'accumulate_gradients', recording)
     folder = _labelled_folder(tmp_path, n=8)
     opts = dnnlib.EasyDict(train.main.make_context('train.py', [
         '--outdir', str(tmp_path), '--cfg=stylegan2', f'--data={folder}', '--cond=1', '--gpus=1', '--batch=4',
@@ -322,6 +333,22 @@ def test_conditional_training_uses_the_labels(tmp_path, one_thread):
     assert snapshot['G'].c_dim == 2 and snapshot['D'].c_dim == 2
     stats = [json.loads(line) for line in (tmp_path / 'run' / 'stats.jsonl').read_text().splitlines()]
     assert stats[-1]['Progress/kimg']['mean'] == pytest.approx(0.008)
+
+    # What the loss saw: each real image with its own one-hot label (image i of the folder has pixel value
+    # 30 * i and label i % 2), and generator labels that are one-hot labels of the dataset.
+    assert {phase for phase, *_ in calls} >= {'Gmain', 'Dmain'} and len(calls) >= 4
+    eye = torch.eye(2)
+    real_classes, gen_classes = set(), set()
+    for phase, real_img, real_c, gen_c in calls:
+        assert real_c.shape == gen_c.shape == (len(real_img), 2)
+        index = torch.round((real_img[:, 0, 0, 0] + 1) * 127.5 / 30).long()
+        assert torch.allclose(real_img, (30 * index.float() / 127.5 - 1)[:, None, None, None].expand_as(real_img),
+                              atol=1e-5)  # whole, unaugmented images of the folder
+        assert torch.equal(real_c.float(), eye[index % 2]), phase
+        assert ((gen_c == 0) | (gen_c == 1)).all() and (gen_c.sum(1) == 1).all(), phase
+        real_classes.update((index % 2).tolist())
+        gen_classes.update(gen_c.argmax(1).tolist())
+    assert real_classes == gen_classes == {0, 1}
 
 
 def test_more_workers_than_cpus_are_capped(tmp_path, one_thread, monkeypatch, caplog):
