@@ -259,14 +259,17 @@ def test_long_video_is_estimated_in_parts_that_survive_a_crash(twelve_frames, tm
 
     # The next run estimates only the parts not done, then writes the whole pose and removes the parts.
     calls.clear()
+    estimated = []
     def counted(frames, **kw):
         calls.append(1)
-        return real(frames, **kw)
+        estimated.append(real(frames, **kw))
+        return estimated[-1]
 
     monkeypatch.setattr(pose_estimation, "estimate_frames_pose", counted)
     pose = pose_estimation.estimate_video_pose(twelve_frames, out, chunk_frames=5, progress=False)
     assert len(calls) == 2 and not partial.exists()
     assert pose.body.data.shape[:2] == (12, 1) and pose.body.fps == 25
+    assert out.read_bytes() == _concatenated_bytes([first, *estimated], fps=25)
     again = pose_features.load_pose(out, require_hands=False)
     np.testing.assert_array_equal(again.body.confidence[:5], first.body.confidence)
     assert (again.body.confidence[:, 0, :33] > 0).any(axis=1).all()  # the signer's body in every frame
@@ -295,3 +298,105 @@ def test_long_video_is_estimated_in_parts_that_survive_a_crash(twelve_frames, tm
         calls.clear()
         again()
         assert not calls and not partial.exists()
+
+
+def _concatenated_bytes(parts, fps) -> bytes:
+    """What pose-format writes for `parts` (Poses) joined in time under the first one's header: the file
+    that a video estimated in these parts got while the parts were held and concatenated."""
+    import io
+
+    from pose_format import Pose
+    from pose_format.numpy import NumPyPoseBody
+
+    body = NumPyPoseBody(fps=fps, data=np.ma.concatenate([p.body.data for p in parts], axis=0),
+                         confidence=np.concatenate([p.body.confidence for p in parts], axis=0))
+    buf = io.BytesIO()
+    Pose(parts[0].header, body).write(buf)
+    return buf.getvalue()
+
+
+def _stand_in_estimator(data_dir, estimated=None):
+    """A stand-in for `estimate_frames_pose` that reads the frames and returns a random float64 Holistic
+    pose (as pose-format's Holistic does; some points not found), appending each to the list `estimated`."""
+    from pose_format import Pose
+    from pose_format.numpy import NumPyPoseBody
+
+    header = pose_features.load_pose(data_dir / "testing-original.pose", require_hands=False).header
+    rng = np.random.default_rng(0)
+
+    def estimate(frames, fps, width, height, **kwargs):
+        n = sum(1 for _ in frames)
+        data = rng.normal(100, 50, (n, 1, header.total_points(), 3))
+        confidence = rng.uniform(-0.5, 1, (n, 1, header.total_points())).clip(0)
+        pose = Pose(header, NumPyPoseBody(fps=fps, data=data, confidence=confidence))
+        if estimated is not None:
+            estimated.append(pose)
+        return pose
+    return estimate
+
+
+@pytest.fixture(scope="module")
+def thousand_frames(tmp_path_factory):
+    path = tmp_path_factory.mktemp("video1000") / "long.mp4"
+    with video_io.VideoWriter(path, fps=25) as w:
+        for i in range(1000):
+            w.write(np.full((32, 32, 3), i % 256, np.uint8))
+    return path
+
+
+def test_parts_make_the_pose_their_concatenation_made(thousand_frames, data_dir, tmp_path, monkeypatch):
+    """A long video's pose is joined from its part files, whether the parts were estimated in this run
+    (float64) or read back from an earlier one: the file has the bytes pose-format writes for the parts
+    concatenated (as it had when they were all held and concatenated)."""
+    estimated = []
+    monkeypatch.setattr(pose_estimation, "estimate_frames_pose", _stand_in_estimator(data_dir, estimated))
+    out = tmp_path / "long.pose"
+    pose_estimation.estimate_video_pose(thousand_frames, out, chunk_frames=300, progress=False)
+    assert [p.body.data.shape[0] for p in estimated] == [300, 300, 300, 100]
+    assert out.read_bytes() == _concatenated_bytes(estimated, fps=25)
+
+    # A run stopped in its last part, whose third part is then lost: the next run reads two parts back and
+    # estimates two.
+    out.unlink()
+    estimated.clear()
+    estimate = _stand_in_estimator(data_dir, estimated)
+
+    def stopped_in_the_last_part(frames, **kwargs):
+        if len(estimated) == 3:
+            raise KeyboardInterrupt
+        return estimate(frames, **kwargs)
+
+    monkeypatch.setattr(pose_estimation, "estimate_frames_pose", stopped_in_the_last_part)
+    with pytest.raises(KeyboardInterrupt):
+        pose_estimation.estimate_video_pose(thousand_frames, out, chunk_frames=300, progress=False)
+    partial = tmp_path / "long.pose.partial"
+    kept = [pose_features.load_pose(partial / f"{start:09d}.pose", require_hands=False) for start in (0, 300)]
+    (partial / "000000600.pose").unlink()
+    estimated.clear()
+    monkeypatch.setattr(pose_estimation, "estimate_frames_pose", _stand_in_estimator(data_dir, estimated))
+    pose_estimation.estimate_video_pose(thousand_frames, out, chunk_frames=300, progress=False)
+    assert len(estimated) == 2 and not partial.exists()
+    assert out.read_bytes() == _concatenated_bytes([*kept, *estimated], fps=25)
+
+
+def test_parts_are_joined_in_little_more_memory_than_the_pose(thousand_frames, data_dir, tmp_path, monkeypatch):
+    """The parts are not all held (float64, as estimated) and then concatenated: the peak is the joined
+    pose, about one part, and the float32 copy and bytes that pose-format's writer makes of the body
+    (about 2.8x the pose's arrays; holding the parts took 4.8x). The pose returned is the file's (float32)."""
+    import tracemalloc
+
+    monkeypatch.setattr(pose_estimation, "estimate_frames_pose", _stand_in_estimator(data_dir))
+    out = tmp_path / "long.pose"
+    tracemalloc.start()
+    try:
+        pose = pose_estimation.estimate_video_pose(thousand_frames, out, chunk_frames=100, progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    arrays = 4 * (pose.body.data.size + pose.body.confidence.size)  # the pose in float32, as in its file
+    assert pose.body.data.shape[0] == 1000 and peak < 3.5 * arrays, (peak, arrays)
+    written = pose_features.load_pose(out, require_hands=False)
+    assert pose.body.data.dtype == pose.body.confidence.dtype == np.float32
+    np.testing.assert_array_equal(np.ma.getdata(pose.body.data), np.ma.getdata(written.body.data))
+    np.testing.assert_array_equal(np.ma.getmaskarray(pose.body.data), np.ma.getmaskarray(written.body.data))
+    np.testing.assert_array_equal(pose.body.confidence, written.body.confidence)

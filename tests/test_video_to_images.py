@@ -17,7 +17,7 @@ from pose_format.numpy import NumPyPoseBody
 import dnnlib
 from training.dataset import ImageFolderDataset
 from utils import pose_estimation, pose_features, video_io
-from utils.video_to_images import archive_name, crop_square, video_to_images
+from utils.video_to_images import _Crops, _pose_bytes, archive_name, crop_pose_frame, crop_square, video_to_images
 
 RES = 64
 
@@ -306,3 +306,102 @@ def test_killed_commit_never_mixes_two_runs(data_dir, tmp_path, monkeypatch):
     assert _resolutions(tmp_path) == dict.fromkeys(["imgs.zip", "imgs_hands.zip", "poses.zip", "renders.zip"], 8)
     assert sorted(p.name for p in tmp_path.iterdir()) == \
         [".other.k1ll3d_x.tmp.zip", "imgs.zip", "imgs_hands.zip", "poses.zip", "renders.zip"]
+
+
+def _broken(pose):
+    """`pose` with some shoulders and hands not found (confidence 0), far outside the frame or NaN in frames
+    21..25 (where testing-original and testing-reduced have both hands)."""
+    h = pose.header
+    data, conf = np.ma.getdata(pose.body.data).copy(), np.asarray(pose.body.confidence).copy()
+    ls = h.get_point_index("POSE_LANDMARKS", "LEFT_SHOULDER")
+    rs = h.get_point_index("POSE_LANDMARKS", "RIGHT_SHOULDER")
+    lh = h.get_point_index(pose_features.LEFT_HAND, "MIDDLE_FINGER_MCP")
+    conf[21, 0, ls] = conf[22, 0, lh] = 0
+    data[23, 0, rs, :2] = 1e9
+    data[24, 0, lh, 1] = np.nan
+    data[25, 0, rs, :2] = data[25, 0, ls, :2] + 0.1  # shoulders (nearly) on each other: no person
+    return Pose(h, NumPyPoseBody(fps=pose.body.fps, data=data, confidence=conf))
+
+
+def _crops_from_all_points(pose, video_size, crop_scale, hand_scale):
+    """(body, left hand, right hand) crops of each frame, computed in float64 from all the pose's points
+    (as `_Crops` did before it kept only the points it uses)."""
+    h = pose.header
+    scale = np.array([video_size[0] / float(h.dimensions.width), video_size[1] / float(h.dimensions.height)])
+    xy = np.ma.getdata(pose.body.data)[:, 0, :, :2].astype(np.float64) * scale
+    conf = np.asarray(pose.body.confidence, dtype=np.float64)[:, 0]
+    ls = h.get_point_index("POSE_LANDMARKS", "LEFT_SHOULDER")
+    rs = h.get_point_index("POSE_LANDMARKS", "RIGHT_SHOULDER")
+    mcp = [h.get_point_index(hand, "MIDDLE_FINGER_MCP") for hand in (pose_features.LEFT_HAND, pose_features.RIGHT_HAND)]
+    reach = 4.0 * max(video_size)
+
+    def found(i, p):
+        return bool(conf[i, p] > 0 and np.isfinite(xy[i, p]).all() and (np.abs(xy[i, p]) <= reach).all())
+
+    crops = []
+    for i in range(len(xy)):
+        width = float(np.linalg.norm(xy[i, ls] - xy[i, rs])) if found(i, ls) and found(i, rs) else None
+        if width is None or width < 2.0:
+            crops.append((None, None, None))
+            continue
+        cx, cy = (xy[i, ls] + xy[i, rs]) / 2
+        crops.append(((float(cx), float(cy), crop_scale * width),
+                      *[(float(xy[i, p, 0]), float(xy[i, p, 1]), hand_scale * width) if found(i, p) else None
+                        for p in mcp]))
+    return crops
+
+
+def test_crops_are_those_of_all_points_in_float64(data_dir):
+    """The crop centres and sides (body and hands) are bit for bit those computed from all points."""
+    for name, video_size in (("testing-original", (256, 256)), ("testing-reduced", (256, 200))):
+        pose = _broken(pose_features.load_pose(data_dir / f"{name}.pose", require_hands=False))
+        crops = _Crops(pose, video_size, crop_scale=3.0, hand_scale=1.5)
+        got = [(crops.body(i), crops.hand(i, "left"), crops.hand(i, "right")) for i in range(pose.body.data.shape[0])]
+        expected = _crops_from_all_points(pose, video_size, 3.0, 1.5)
+        assert got == expected, name
+        assert [c[0] is None for c in got[20:27]] == [False, True, False, True, False, True, False]
+        assert [c[1] is None for c in got[20:27]] == [False, True, True, True, True, True, False]
+
+
+def test_crop_space_pose_drops_world_landmarks_as_pose_format_does(data_dir):
+    """`crop_pose_frame` picks the points without world landmarks from the one frame it crops: the same
+    pose (bytes) as from the whole pose without them (pose-format's `get_components`)."""
+    pose = _broken(pose_features.load_pose(data_dir / "testing-original.pose", require_hands=False))
+    assert any("WORLD" in c.name for c in pose.header.components)
+    without = pose.get_components([c.name for c in pose.header.components if "WORLD" not in c.name])
+    scale = np.array([256 / 240, 256 / 240])
+    for i in range(pose.body.data.shape[0]):
+        crop = (120.0 + i, 110.5, 97.25)
+        assert _pose_bytes(crop_pose_frame(pose, i, crop, scale, RES)) == \
+            _pose_bytes(crop_pose_frame(without, i, crop, scale, RES))
+
+
+def test_a_long_pose_is_held_once(data_dir, tmp_path):
+    """The tool holds one copy of a clip's pose, and of its points only those that place the crops in
+    float64: its peak is that of reading the pose. (It held the checked pose beside the one it cropped
+    with, that one's copy without world landmarks and all points in float64: 2.3 GB for 20 minutes at
+    50 fps, where reading the pose takes 1.2 GB.)"""
+    import tracemalloc
+
+    original = pose_features.load_pose(data_dir / "testing-original.pose", require_hands=False)
+    reps = 31  # 3007 frames
+    long_pose = Pose(original.header, NumPyPoseBody(
+        fps=25, data=np.tile(np.ma.getdata(original.body.data), (reps, 1, 1, 1)),
+        confidence=np.tile(np.asarray(original.body.confidence), (reps, 1, 1))))
+    path = tmp_path / "long.pose"
+    path.write_bytes(_pose_bytes(long_pose))
+    del original, long_pose
+    tracemalloc.start()
+    try:
+        pose_features.load_pose(path, require_hands=False)
+        reading = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        stats = video_to_images(str(data_dir / "signer-pix2pix-256.mp4"), str(path), str(tmp_path / "f.zip"),
+                                pose_output_path=str(tmp_path / "p.zip"), hand_crops=True, resolution=RES,
+                                allow_frame_mismatch=True, max_frames=10, progress=False)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert stats["images"] == 10
+    assert peak < reading + 0.25 * path.stat().st_size, (peak, reading, path.stat().st_size)

@@ -97,7 +97,10 @@ def crop_square(frame: np.ndarray, cx: float, cy: float, side: float, resolution
 
 
 class _Crops:
-    """Per-frame crop centres and sides from a pose, in video pixels."""
+    """Per-frame crop centres and sides from a pose, in video pixels.
+
+    Only the points that place crops (the shoulders, each hand's MIDDLE_FINGER_MCP) are kept, in
+    float64: all of them took 0.8 GB for a 20-minute Holistic pose at 50 fps."""
 
     def __init__(self, pose, video_size: tuple[int, int], crop_scale: float, hand_scale: float):
         h = pose.header
@@ -107,12 +110,14 @@ class _Crops:
         if not np.allclose(self.scale, 1.0):
             log.info("Pose coordinates are for %dx%d; scaling them to the video's %dx%d",
                      src_w, src_h, video_size[0], video_size[1])
-        self.xy = np.ma.getdata(pose.body.data)[:, 0, :, :2].astype(np.float64) * self.scale   # [T, P, 2]
-        self.conf = np.asarray(pose.body.confidence, dtype=np.float64)[:, 0]                     # [T, P]
-        self.ls = h.get_point_index(pose_features.BODY, "LEFT_SHOULDER")
-        self.rs = h.get_point_index(pose_features.BODY, "RIGHT_SHOULDER")
-        self.hands = {"left": h.get_point_index(pose_features.LEFT_HAND, "MIDDLE_FINGER_MCP"),
-                      "right": h.get_point_index(pose_features.RIGHT_HAND, "MIDDLE_FINGER_MCP")}
+        points = [h.get_point_index(pose_features.BODY, "LEFT_SHOULDER"),
+                  h.get_point_index(pose_features.BODY, "RIGHT_SHOULDER"),
+                  h.get_point_index(pose_features.LEFT_HAND, "MIDDLE_FINGER_MCP"),
+                  h.get_point_index(pose_features.RIGHT_HAND, "MIDDLE_FINGER_MCP")]
+        self.ls, self.rs = 0, 1  # (indices into the points kept)
+        self.hands = {"left": 2, "right": 3}
+        self.xy = np.ma.getdata(pose.body.data)[:, 0, points, :2].astype(np.float64) * self.scale   # [T, 4, 2]
+        self.conf = np.asarray(pose.body.confidence)[:, 0, points].astype(np.float64)              # [T, 4]
         self.crop_scale = crop_scale
         self.hand_scale = hand_scale
         self.reach = 4.0 * max(video_size)  # a point further than this outside the frame is a broken estimate
@@ -143,24 +148,31 @@ class _Crops:
         return float(cx), float(cy), self.hand_scale * width
 
 
-def _without_world(pose):
-    """`pose` without its world landmarks (metres, not pixels: nothing to crop)."""
-    keep = [c.name for c in pose.header.components if "WORLD" not in c.name]
-    return pose.get_components(keep) if len(keep) != len(pose.header.components) else pose
+def _without_world(header) -> tuple[list, np.ndarray]:
+    """The components of a pose `header` without its world landmarks (metres, not pixels: nothing to
+    crop), and the indices of their points among the pose's points."""
+    components, points, at = [], [], 0
+    for c in header.components:
+        if "WORLD" not in c.name:
+            components.append(c)
+            points.append(np.arange(at, at + len(c.points)))
+        at += len(c.points)
+    return components, np.concatenate(points)
 
 
 def crop_pose_frame(pose, index: int, crop: tuple[float, float, float], video_scale: np.ndarray, resolution: int):
     """Frame `index` of `pose` as a one-frame Pose in the coordinates of a crop (cx, cy, side in
     video pixels) resized to `resolution`: header `resolution` x `resolution`, x, y in crop
-    pixels, z and confidence unchanged, world landmarks dropped, points not found set to 0. (Dropping
-    them copies the whole pose: for many frames pass a pose already without them, `_without_world`.)"""
+    pixels, z and confidence unchanged, world landmarks dropped, points not found set to 0. (The
+    points are picked from that frame by index: a whole pose without world landmarks would be a
+    second copy of it, and pose-format's `get_components` on each frame took 0.6 ms a crop.)"""
     from pose_format import Pose
     from pose_format.numpy import NumPyPoseBody
     from pose_format.pose_header import PoseHeader, PoseHeaderDimensions
 
-    sub = _without_world(pose)
-    data = np.ma.getdata(sub.body.data)[index:index + 1, :1].astype(np.float32).copy()
-    conf = np.asarray(sub.body.confidence, dtype=np.float32)[index:index + 1, :1].copy()
+    components, points = _without_world(pose.header)
+    data = np.ma.getdata(pose.body.data)[index:index + 1, :1, points].astype(np.float32)
+    conf = np.asarray(pose.body.confidence)[index:index + 1, :1, points].astype(np.float32)
     cx, cy, side = crop
     k = resolution / side
     data[..., 0] = (data[..., 0] * video_scale[0] - (cx - side / 2)) * k
@@ -168,9 +180,9 @@ def crop_pose_frame(pose, index: int, crop: tuple[float, float, float], video_sc
     missing = (conf <= 0) | ~np.isfinite(data).all(-1)
     data[missing] = 0
     conf[missing] = 0
-    dims = PoseHeaderDimensions(width=resolution, height=resolution, depth=int(sub.header.dimensions.depth or 0))
-    header = PoseHeader(version=sub.header.version, dimensions=dims, components=sub.header.components)
-    return Pose(header, NumPyPoseBody(fps=sub.body.fps, data=data, confidence=conf))
+    dims = PoseHeaderDimensions(width=resolution, height=resolution, depth=int(pose.header.dimensions.depth or 0))
+    header = PoseHeader(version=pose.header.version, dimensions=dims, components=components)
+    return Pose(header, NumPyPoseBody(fps=pose.body.fps, data=data, confidence=conf))
 
 
 def _pose_bytes(pose) -> bytes:
@@ -283,8 +295,9 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
     clips = []
     for video_path, pose_path in find_clips(input_video, input_pose):
         pose = pose_features.load_pose(pose_path, require_hands=False)  # crops need shoulders; rest clips count
+        num_pose, pose_fps = pose.body.data.shape[0], pose.body.fps
+        del pose  # (not beside the pose read for the crops)
         info = video_io.video_info(video_path)
-        num_pose = pose.body.data.shape[0]
         if info.num_frames == 0:
             raise dnnlib.UserError(f"Video {video_path} has no frames")
         if num_pose != info.num_frames:
@@ -294,9 +307,9 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
                                        f"--allow_frame_mismatch to use the first {min(num_pose, info.num_frames)})")
             log.warning("Pose %s has %d frames, video %d: using the first %d", pose_path, num_pose,
                         info.num_frames, min(num_pose, info.num_frames))
-        if info.fps > 0 and pose.body.fps and abs(float(pose.body.fps) - info.fps) > 0.01:
+        if info.fps > 0 and pose_fps and abs(float(pose_fps) - info.fps) > 0.01:
             log.warning("Pose %s frame rate %.3g differs from the video's %.3g; pairing frames by index",
-                        pose_path, float(pose.body.fps), info.fps)
+                        pose_path, float(pose_fps), info.fps)
         num = min(num_pose, info.num_frames)
         if max_frames is not None:
             num = min(num, max_frames)
@@ -347,8 +360,10 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
                    disable=None if progress is None else not progress)
         with bar:
             for c, (video_path, pose_path, info, num) in enumerate(clips):
-                pose = _without_world(pose_features.load_pose(pose_path, require_hands=False))
+                pose = pose_features.load_pose(pose_path, require_hands=False)
                 crops = _Crops(pose, (info.width, info.height), crop_scale, hand_scale)
+                if poses is None and renders is None:
+                    pose = None  # only the crops need it
                 clip = {"clip": c} if several else {}
                 for i, frame in enumerate(video_io.read_video(video_path, stop=num)):
                     bar.update(1)
@@ -373,6 +388,7 @@ def video_to_images(input_video: str, input_pose: str, output_path: str, pose_ou
                             continue
                         hand_index["images"].append(entry)
                         stats["hand_images"] += 1
+                pose = crops = None  # (freed before the next clip's pose is read)
 
         if stats["images"] == 0:
             raise dnnlib.UserError(f"No person found in any of the {stats['frames']} frames of {input_video} "
