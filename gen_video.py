@@ -171,7 +171,7 @@ class PoseVideoRenderer:
         pose_lstm.check_generator(identity, G_identity, lstm, network)
         self.generator_hash = G_identity["hash"]
         self.G, self.desc = prepare_generator(G, self.device, precision)  # the fastest correct way to run G here
-        self._described = False  # the render path is logged with the first video, not with each
+        log.info(describe_render_path(self.G, self.device, self.batch, self.desc))  # once, not with each video
 
     def render(self, pose, pose_path: str, output: str, fps: float | None = None, truncation_psi: float = 1.0,
                smooth: float = 0.0, side_by_side: bool = False, json_path: str | None = None,
@@ -204,9 +204,6 @@ class PoseVideoRenderer:
 
         writer = video_io.VideoWriter(output, fps=out_fps)  # an unwritable output fails here, before rendering
         try:
-            if not self._described:
-                log.info(describe_render_path(G, dev, batch, self.desc))
-                self._described = True
             ws = pose_lstm.iter_ws(self.model, feats, chunk=max(64, batch), device=dev)
             # Smoothed before the resampling, with --smooth in frames of the pose: its blur lasts the same
             # time at any --fps.

@@ -17,7 +17,8 @@
 `--resume=<pickle or URL>` copies the weights by name into the networks built from the options
 (fine-tuning; published pickles work). `--resume=<run folder>` continues that run from its last
 saved training state with the options in its `training_options.json`: only `--kimg` (raised),
-`--workers` and `--data` (the run's dataset at a new place) may be given anew. Loading a pickle runs code stored in it: use trusted files only.
+`--workers` and `--data` (the run's dataset at a new place) may be given anew. Loading a pickle
+runs code stored in it: use trusted files only.
 Multi-machine runs need the dataset on every machine (and, to continue a run, its folder).
 """
 

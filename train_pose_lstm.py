@@ -5,10 +5,10 @@
     python train_pose_lstm.py --outdir=lstm-run --resume --steps=40000   # continue a run with its own options
 
 Writes `<outdir>/lstm.pt` (latest state: resumes exactly with `--resume`, and is what
-`gen_video.py --lstm` reads), `<outdir>/lstm-best.pt` (lowest validation MAE, or with `--best-by=consistency` the best pose
-consistency), `stats.jsonl`,
-TensorBoard logs and `preview-<step>.png` with each validation (poses next to G's renders of the
-LSTM's latents). See `training/pose_lstm.py`.
+`gen_video.py --lstm` reads), `<outdir>/lstm-best.pt` (lowest validation MAE, or with
+`--best-by=consistency` the best pose consistency), `stats.jsonl`, TensorBoard logs and
+`preview-<step>.png` with each validation (poses next to G's renders of the LSTM's latents). See
+`training/pose_lstm.py`.
 """
 
 from __future__ import annotations

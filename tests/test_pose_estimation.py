@@ -400,3 +400,27 @@ def test_parts_are_joined_in_little_more_memory_than_the_pose(thousand_frames, d
     np.testing.assert_array_equal(np.ma.getdata(pose.body.data), np.ma.getdata(written.body.data))
     np.testing.assert_array_equal(np.ma.getmaskarray(pose.body.data), np.ma.getmaskarray(written.body.data))
     np.testing.assert_array_equal(pose.body.confidence, written.body.confidence)
+
+
+@pytest.mark.parametrize("extra", [-1, 1])
+def test_parts_that_do_not_add_up_to_the_video_are_refused(thousand_frames, data_dir, tmp_path, monkeypatch, extra):
+    """A video that decodes to another number of frames than it states (here: a part estimated with one
+    frame less or more) gives a UserError naming the counts and the parts folder, not a pose of the wrong
+    length (nor an IndexError while joining)."""
+    from pose_format import Pose
+    from pose_format.numpy import NumPyPoseBody
+
+    estimate = _stand_in_estimator(data_dir)
+
+    def off_by_one(frames, **kwargs):
+        pose = estimate(frames, **kwargs)
+        n = pose.body.data.shape[0] + extra
+        index = np.minimum(np.arange(n), pose.body.data.shape[0] - 1)
+        return Pose(pose.header, NumPyPoseBody(fps=pose.body.fps, data=np.ma.getdata(pose.body.data)[index],
+                                               confidence=pose.body.confidence[index]))
+
+    monkeypatch.setattr(pose_estimation, "estimate_frames_pose", off_by_one)
+    out = tmp_path / "long.pose"
+    with pytest.raises(dnnlib.UserError, match=rf"gave {1000 + 4 * extra} frames, 1000 expected; delete .*partial"):
+        pose_estimation.estimate_video_pose(thousand_frames, out, chunk_frames=300, progress=False)
+    assert not out.exists()

@@ -408,8 +408,9 @@ def gaussian_kernel(sigma: float) -> np.ndarray:
 def smooth_ws(chunks: Iterable[torch.Tensor], sigma: float) -> Iterator[torch.Tensor]:
     """Gaussian smoothing over time of a stream of `[n, ...]` chunks: standard deviation `sigma`
     frames, kernel radius `int(3 sigma + 0.5)`, edges extended with the first/last frame (what
-    `scipy.ndimage.gaussian_filter1d(mode='nearest', truncate=3.0)` computes on the whole sequence). Yields chunks
-    of the same total length, holding back only the kernel radius. `sigma <= 0` passes through."""
+    `scipy.ndimage.gaussian_filter1d(mode='nearest', truncate=3.0)` computes on the whole sequence).
+    Yields chunks of the same total length, holding back only the kernel radius. `sigma <= 0` passes
+    through."""
     if sigma <= 0:
         yield from chunks
         return

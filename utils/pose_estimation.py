@@ -299,8 +299,6 @@ def _estimate_in_parts(video_path, frames: Iterator[np.ndarray], info, fps: floa
 
     from tqdm import tqdm
 
-    from utils.pose_features import load_pose
-
     partial = out_path + ".partial"
     stat = os.stat(video_path)
     key = {"video": os.path.abspath(os.fspath(video_path)), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
@@ -318,7 +316,7 @@ def _estimate_in_parts(video_path, frames: Iterator[np.ndarray], info, fps: floa
     if not same:
         dnnlib.util.write_json(key_path, key, "record of the video")
 
-    part_paths, counts = [], []
+    part_paths = []
     bar = tqdm(total=info.num_frames, desc=desc, unit="frame", disable=None if progress is None else not progress)
     with bar:
         for start in range(0, info.num_frames, chunk):
@@ -328,32 +326,26 @@ def _estimate_in_parts(video_path, frames: Iterator[np.ndarray], info, fps: floa
             if os.path.isfile(part_path):
                 for _ in piece:  # decoded only, to reach the next part
                     pass
-                counts.append(load_pose(part_path, require_hands=False).body.data.shape[0])  # (a bad part stops it here)
                 continue
             pose = estimate_frames_pose(piece, fps=fps, width=info.width, height=info.height, progress=False,
                                         desc=desc, **kwargs)
             write_pose(pose, part_path)
-            counts.append(pose.body.data.shape[0])
             del pose  # (before the next part is estimated)
-    if sum(counts) != info.num_frames:
-        raise dnnlib.UserError(f"Video {video_path} gave {sum(counts)} frames, "
-                               f"{info.num_frames} expected; delete {partial} and run again")
-    return _joined_parts(part_paths, fps, info.num_frames)
+    return _joined_parts(part_paths, fps, info.num_frames, f"Video {video_path}", partial)
 
 
-def _joined_parts(part_paths: list[str], fps: float, num_frames: int):
-    """The pose of the part files `part_paths` (in order; `num_frames` frames in all), read one at a time
-    into float32 arrays made once for the whole pose (the files hold float32).
-
-    Not the parts as they were estimated: holding them all (float64, as pose-format's Holistic gives
-    them) and concatenating them peaked at 2.6 GB for a 20-minute video at 50 fps, 0.75 GB this way."""
+def _joined_parts(part_paths: list[str], fps: float, num_frames: int, source: str, partial: str):
+    """The pose of the part files `part_paths` (in order; `num_frames` frames in all, else a UserError
+    naming `source`), read one at a time into float32 arrays made once for the whole pose (the files
+    hold float32). Holding the parts as estimated (float64) and concatenating them peaked at 2.6 GB
+    for a 20-minute video at 50 fps; this way, pose-format's writer included, at 1.5 GB."""
     from pose_format import Pose
     from pose_format.numpy import NumPyPoseBody
 
     from utils.pose_features import load_pose
 
     header = data = confidence = None
-    at = 0
+    total = 0
     for part_path in part_paths:
         part = load_pose(part_path, require_hands=False)
         n = part.body.data.shape[0]
@@ -361,9 +353,12 @@ def _joined_parts(part_paths: list[str], fps: float, num_frames: int):
             header = part.header
             data = np.empty((num_frames, *part.body.data.shape[1:]), np.float32)
             confidence = np.empty((num_frames, *part.body.confidence.shape[1:]), np.float32)
-        data[at:at + n] = np.ma.getdata(part.body.data)
-        confidence[at:at + n] = part.body.confidence
-        at += n
+        if total + n <= num_frames:
+            data[total:total + n] = np.ma.getdata(part.body.data)
+            confidence[total:total + n] = part.body.confidence
+        total += n
+    if total != num_frames:
+        raise dnnlib.UserError(f"{source} gave {total} frames, {num_frames} expected; delete {partial} and run again")
     return Pose(header, NumPyPoseBody(fps=fps, data=data, confidence=confidence))  # (masked where confidence is 0)
 
 
